@@ -1,0 +1,45 @@
+"""ament_python package: the thermal driver, wire conventions and synthesis tools."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "thermal_synth"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=["thermal_driver*", "thermal_synth*", "thermal_msgs*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    package_data={"thermal_synth": ["config/*.yaml"]},
+    python_requires=">=3.10",
+    # ROS client libraries are deliberately absent: on a ROS install they come from the
+    # sourced distro (package.xml), elsewhere `make setup` installs the Jazzy wheels.
+    install_requires=[
+        "numpy>=1.24",
+        "opencv-python-headless>=4.8",
+        "pyyaml>=6",
+        "rosbags>=0.11.9,<0.12",
+        "smbus2>=0.4",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
+    },
+    zip_safe=True,
+    maintainer="thermal_synth developers",
+    maintainer_email="thermal-synth@example.org",
+    description="Privacy-preserving video calls: thermal heatmap in, synthesised RGB person out.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "thermal_driver = thermal_driver.node:main",
+            "thermal-synth = thermal_synth.cli:main",
+        ],
+    },
+)
