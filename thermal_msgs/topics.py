@@ -1,0 +1,33 @@
+"""Topic names, encodings and frame ids every node agrees on.
+
+Names are relative so a namespace or remapping moves a whole rig (`/left/thermal/image`, ...).
+"""
+
+from typing import Final
+
+THERMAL_IMAGE: Final = "thermal/image"
+"""Privacy-safe heatmap: 32FC1, degrees Celsius, low resolution (12x16 by default)."""
+
+THERMAL_IMAGE_RAW: Final = "thermal/image_raw"
+"""Full sensor resolution, 16UC1 centi-Kelvin. Opt-in (`publish_raw`), for recording training data."""
+
+CAMERA_IMAGE_RAW: Final = "camera/image_raw"
+"""RGB camera frames (rgb8); only exists while recording training pairs."""
+
+SYNTH_IMAGE: Final = "synth/image"
+"""Generated RGB frames (rgb8)."""
+
+DIAGNOSTICS: Final = "/diagnostics"
+"""Absolute on purpose: rqt_robot_monitor and the aggregator only listen there."""
+
+THERMAL_ENCODING: Final = "32FC1"
+THERMAL_RAW_ENCODING: Final = "16UC1"
+RGB_ENCODING: Final = "rgb8"
+
+THERMAL_FRAME_ID: Final = "thermal_optical_frame"
+"""REP-103 optical frame: z forward, x right, y down."""
+
+CAMERA_FRAME_ID: Final = "camera_optical_frame"
+
+DEFAULT_OUTPUT_SIZE: Final = (12, 16)
+"""Height x width of the privacy-safe heatmap, the PAIR-LRT-Human grid."""
