@@ -1,0 +1,93 @@
+"""Shared test fixtures: every test process talks on its own random ROS_DOMAIN_ID.
+
+Set at import, before rclpy creates any context, so parallel CI jobs and anything else on the
+machine never cross-talk with our nodes; child processes inherit it through the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 101))
+os.environ.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
+
+import rclpy  # noqa: E402  (must follow the domain id)
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+LEPTON_FRAME = SHARED / "data" / "lepton35_person_frame.npy"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def ros_context() -> Iterator[Context]:
+    context = Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.try_shutdown(context=context)
+
+
+class Spinner:
+    """Spins nodes on a background executor so a test can simply wait for what they publish."""
+
+    def __init__(self, context: Context) -> None:
+        self.executor = MultiThreadedExecutor(context=context)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # executor shut down underneath us at teardown
+            return
+
+    def add(self, node):
+        self.executor.add_node(node)
+        return node
+
+    def shutdown(self) -> None:
+        """Idempotent, so a fixture may stop spinning early before destroying its nodes."""
+        self.executor.shutdown(timeout_sec=2.0)
+        self._thread.join(timeout=5.0)
+
+
+@pytest.fixture
+def spinner(ros_context: Context) -> Iterator[Spinner]:
+    """Stops spinning before the test's nodes are destroyed (fixtures tear down in reverse order)."""
+    spinner = Spinner(ros_context)
+    yield spinner
+    spinner.shutdown()
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def start_executable(name: str, *ros_args: str) -> subprocess.Popen:
+    """Starts one of our installed console scripts exactly as a user would, with --ros-args."""
+    command = [str(BIN / name)]
+    if ros_args:
+        command += ["--ros-args", *ros_args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stop(process: subprocess.Popen, timeout_s: float = 10.0) -> tuple[int, str, str]:
+    """SIGINT like Ctrl-C, then collect the exit code and output."""
+    if process.poll() is None:
+        process.send_signal(2)
+    stdout, stderr = process.communicate(timeout=timeout_s)
+    return process.returncode, stdout, stderr

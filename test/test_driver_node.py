@@ -1,0 +1,219 @@
+"""The thermal_driver node through real rclpy: in-process and as the installed executable."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+
+from conftest import start_executable, stop, wait_for
+from thermal_driver.node import ConfigError, ThermalDriverNode
+from thermal_msgs import topics
+from thermal_msgs.image import image_to_array
+from thermal_msgs.privacy import privacy_downsample
+from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
+from thermal_msgs.units import centikelvin_to_celsius
+
+pytestmark = pytest.mark.ros
+
+
+class Listener(Node):
+    """Records what arrives on the driver's topics, with arrival times, as any consumer would see it."""
+
+    def __init__(self, context, name: str = "listener") -> None:
+        super().__init__(name, context=context)
+        self.images: list[tuple[float, Image]] = []
+        self.raw: list[Image] = []
+        self.diagnostics: list[DiagnosticStatus] = []
+        self.create_subscription(Image, topics.THERMAL_IMAGE, self._on_image, STREAM_SUBSCRIBER_QOS)
+        self.create_subscription(Image, topics.THERMAL_IMAGE_RAW, self.raw.append, STREAM_SUBSCRIBER_QOS)
+        self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, 10)
+
+    def _on_image(self, msg: Image) -> None:
+        self.images.append((time.monotonic(), msg))
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        self.diagnostics.extend(s for s in msg.status if "thermal_driver" in s.name)
+
+    def last_values(self) -> dict[str, str]:
+        return {kv.key: kv.value for kv in self.diagnostics[-1].values}
+
+    def set_parameters(self, node_name: str, **values) -> list:
+        """Calls the SetParameters service exactly as `ros2 param set` does."""
+        client = self.create_client(SetParameters, f"/{node_name}/set_parameters")
+        assert client.wait_for_service(timeout_sec=10.0), "parameter service never appeared"
+        request = SetParameters.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg() for name, value in values.items()]
+        )
+        future = client.call_async(request)
+        wait_for(future.done, 10.0, "set_parameters reply")
+        return future.result().results
+
+
+@pytest.fixture
+def driver(ros_context, spinner):
+    """Builds driver nodes from parameters and destroys them (stopping their capture threads) afterwards."""
+    nodes: list[ThermalDriverNode] = []
+
+    def build(**parameters) -> ThermalDriverNode:
+        overrides = [Parameter(name, value=value) for name, value in parameters.items()]
+        nodes.append(ThermalDriverNode(context=ros_context, parameter_overrides=overrides))
+        return nodes[-1]
+
+    yield build
+    spinner.shutdown()
+    for node in nodes:
+        node.destroy_node()
+
+
+def test_sim_publishes_privacy_safe_celsius_heatmaps_at_lepton_rate(ros_context, spinner, driver):
+    listener = spinner.add(Listener(ros_context))
+    node = spinner.add(driver(source="sim"))
+    wait_for(lambda: len(listener.images) >= 2, 10.0, "first heatmaps")
+    first = len(listener.images)
+    time.sleep(4.0)
+    arrivals = [t for t, _ in listener.images[first - 1 :]]
+    rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+    assert 8.7 * 0.9 <= rate <= 8.7 * 1.1, f"rate {rate:.2f} Hz"
+
+    msg = listener.images[-1][1]
+    assert (msg.encoding, msg.height, msg.width) == ("32FC1", 12, 16)
+    assert msg.header.frame_id == "thermal_optical_frame"
+    assert msg.header.stamp.sec > 0
+    heatmap = image_to_array(msg)
+    assert 15.0 < heatmap.min() < heatmap.max() < 40.0, "not plausible degrees Celsius"
+    assert heatmap.max() - heatmap.min() > 5.0, "no warm person in the scene"
+
+    assert listener.raw == []
+    assert node.count_publishers(topics.THERMAL_IMAGE_RAW) == 0
+    wait_for(lambda: listener.diagnostics, 3.0, "diagnostics")
+    status = listener.diagnostics[-1]
+    assert status.level == DiagnosticStatus.OK
+    assert float(listener.last_values()["achieved_rate_hz"]) == pytest.approx(8.7, rel=0.1)
+
+
+def test_raw_stream_only_when_asked_and_stamped_like_the_heatmap(ros_context, spinner, driver):
+    listener = spinner.add(Listener(ros_context))
+    spinner.add(driver(source="sim", publish_raw=True))
+    wait_for(lambda: len(listener.raw) >= 3 and len(listener.images) >= 3, 10.0, "raw frames")
+    raw = listener.raw[-1]
+    assert (raw.encoding, raw.height, raw.width) == ("16UC1", 120, 160)
+    centikelvin = image_to_array(raw)
+    assert 27315 + 1500 < int(np.median(centikelvin)) < 27315 + 3000, "indoor scene in centi-Kelvin"
+    heatmap_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for _, m in listener.images}
+    assert (raw.header.stamp.sec, raw.header.stamp.nanosec) in heatmap_stamps
+
+
+def test_parameters_are_validated_and_applied_live(ros_context, spinner, driver):
+    listener = spinner.add(Listener(ros_context))
+    spinner.add(driver(source="sim"))
+    wait_for(lambda: listener.images, 10.0, "first heatmap")
+
+    rejected = listener.set_parameters("thermal_driver", output_size=[0, 16])
+    assert not rejected[0].successful
+    assert "output_size" in rejected[0].reason
+    too_big = listener.set_parameters("thermal_driver", output_size=[120, 160])
+    assert not too_big[0].successful
+    assert "privacy" in too_big[0].reason
+    assert not listener.set_parameters("thermal_driver", blur_sigma=-1.0)[0].successful
+    read_only = listener.set_parameters("thermal_driver", source="purethermal")
+    assert not read_only[0].successful
+
+    assert listener.set_parameters("thermal_driver", output_size=[6, 8], publish_raw=True)[0].successful
+    wait_for(lambda: listener.images[-1][1].width == 8 and listener.raw, 5.0, "6x8 heatmaps and raw frames")
+    assert listener.images[-1][1].height == 6
+
+
+def test_replay_of_npy_frames_publishes_exactly_the_downsampled_frames(ros_context, spinner, driver, tmp_path):
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(29000, 31500, (120, 160), dtype=np.uint16) for _ in range(4)]
+    for index, frame in enumerate(frames):
+        np.save(tmp_path / f"frame_{index:03d}.npy", frame)
+    listener = spinner.add(Listener(ros_context))
+    node = spinner.add(driver(source="replay", device=str(tmp_path), rate_hz=5.0, blur_sigma=0.5))
+    wait_for(lambda: len(listener.images) == 4, 10.0, "all replayed frames")
+    for (_, msg), frame in zip(listener.images, frames, strict=True):
+        expected = privacy_downsample(centikelvin_to_celsius(frame), (12, 16), 0.5)
+        np.testing.assert_array_equal(image_to_array(msg), expected)
+    wait_for(lambda: listener.diagnostics and listener.last_values()["state"] == "finished", 3.0, "finished")
+    assert node.failure is None
+
+
+def test_bad_startup_parameter_is_refused_with_a_reason(driver):
+    with pytest.raises(ConfigError, match="source must be one of"):
+        driver(source="flir_one")
+
+
+def test_run_ffc_on_a_source_without_ffc_says_so(ros_context, spinner, driver):
+    listener = spinner.add(Listener(ros_context))
+    spinner.add(driver(source="sim"))
+    client = listener.create_client(Trigger, "/thermal_driver/run_ffc")
+    assert client.wait_for_service(timeout_sec=10.0)
+    future = client.call_async(Trigger.Request())
+    wait_for(future.done, 5.0, "run_ffc reply")
+    assert not future.result().success
+    assert "sim" in future.result().message
+
+
+def test_executable_streams_and_rejects_bad_values_across_processes(ros_context, spinner):
+    process = start_executable("thermal_driver", "-p", "source:=sim", "-p", "output_size:=[6,8]")
+    try:
+        listener = spinner.add(Listener(ros_context))
+        wait_for(lambda: len(listener.images) >= 3, 20.0, "heatmaps from the executable")
+        assert (listener.images[-1][1].height, listener.images[-1][1].width) == (6, 8)
+        client = listener.create_client(SetParameters, "/thermal_driver/set_parameters")
+        assert client.wait_for_service(timeout_sec=10.0)
+        bad = ParameterMsg(
+            name="blur_sigma", value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=float("nan"))
+        )
+        future = client.call_async(SetParameters.Request(parameters=[bad]))
+        wait_for(future.done, 10.0, "reply")
+        assert not future.result().results[0].successful
+        assert "blur_sigma" in future.result().results[0].reason
+    finally:
+        code, _, stderr = stop(process)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def test_executable_exits_2_with_one_line_on_a_bad_parameter():
+    process = start_executable("thermal_driver", "-p", "source:=sim", "-p", "rate_hz:=0.0")
+    _, stderr = process.communicate(timeout=20.0)
+    assert process.returncode == 2
+    assert "rate_hz must be in (0, 100]" in stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("source", "device", "hint"),
+    [("lepton_spi", "/dev/spidev9.9", "/dev/spidev9.9"), ("purethermal", "/dev/video99", "/dev/video99")],
+)
+def test_absent_hardware_is_one_clear_error_and_a_retry_loop(ros_context, spinner, source, device, hint):
+    process = start_executable(
+        "thermal_driver", "-p", f"source:={source}", "-p", f"device:={device}", "-p", "cci_device:=/dev/i2c-99"
+    )
+    try:
+        listener = spinner.add(Listener(ros_context))
+        wait_for(lambda: len(listener.diagnostics) >= 3, 20.0, "diagnostics while the sensor is absent")
+        status = listener.diagnostics[-1]
+        assert status.level == DiagnosticStatus.ERROR
+        assert listener.last_values()["state"] == "unavailable"
+        assert "/dev/" in status.message
+        assert process.poll() is None, "the node must keep retrying, not exit"
+        assert listener.images == []
+    finally:
+        code, _, stderr = stop(process)
+    assert code == 0
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if "[ERROR]" in line]
+    assert len(errors) == 1, f"expected one error line, got: {errors}"
+    assert hint in errors[0] or "i2c-99" in errors[0]

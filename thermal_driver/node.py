@@ -1,0 +1,323 @@
+"""The `thermal_driver` node: one thermal source in, privacy-safe heatmaps out.
+
+The source runs on its own capture thread (sensors block at their own pace, VoSPI must be read
+without pauses); the executor only serves parameters, services and the diagnostics timer.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+
+from thermal_driver.replay import ReplayFinished
+from thermal_driver.source import SensorUnavailable, ThermalFrame, ThermalSource
+from thermal_driver.sources import SOURCE_NAMES, TELEMETRY_MODES, SourceConfig, make_source
+from thermal_msgs import topics
+from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_array
+from thermal_msgs.image import array_to_image
+from thermal_msgs.privacy import privacy_downsample, validate_blur_sigma, validate_output_size
+from thermal_msgs.qos import stream_publisher_qos
+from thermal_msgs.units import centikelvin_to_celsius
+
+NODE_NAME = "thermal_driver"
+FIRST_RETRY_S = 1.0
+MAX_RETRY_S = 30.0
+LOW_RATE_FRACTION = 0.9
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """What may change while running; swapped whole so the capture thread never sees half an update."""
+
+    output_size: tuple[int, int]
+    blur_sigma: float
+    publish_raw: bool
+    frame_id: str
+
+    def validate(self) -> None:
+        validate_output_size(self.output_size)
+        validate_blur_sigma(self.blur_sigma)
+        if not self.frame_id:
+            raise ValueError("frame_id must not be empty")
+
+
+class ConfigError(ValueError):
+    """A parameter value the node cannot start with; main() prints it as one line and exits with 2."""
+
+
+def _read_only(description: str) -> ParameterDescriptor:
+    return ParameterDescriptor(
+        description=f"{description} (read-only: restart the node to change)", read_only=True
+    )
+
+
+class ThermalDriverNode(Node):
+    def __init__(
+        self, source_factory: Callable[[SourceConfig], ThermalSource] = make_source, **node_kwargs
+    ) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        self.config = self._declare_source_parameters()
+        self.settings = self._declare_publish_parameters()
+        reliability = self.declare_parameter(
+            "reliability",
+            "reliable",
+            _read_only("reliable (REP-2003: matches every subscriber) or best_effort"),
+        ).value
+        try:
+            self.config.validate()
+            self.settings.validate()
+            self._qos = stream_publisher_qos(reliability)
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
+
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+
+        self._image_pub = self.create_publisher(Image, topics.THERMAL_IMAGE, self._qos)
+        self._raw_pub = None
+        self._raw_pub_lock = threading.Lock()
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        self.create_service(Trigger, "~/run_ffc", self._run_ffc)
+        self.create_timer(1.0, self._publish_diagnostics)
+
+        self.source = source_factory(self.config)
+        self._rate = RateMeter()
+        self._frames_published = 0
+        self._state = "starting"
+        self._problem = ""
+        self._last_frame: ThermalFrame | None = None
+        self._stop = threading.Event()
+        self.failure: BaseException | None = None
+        self._capture = threading.Thread(target=self._capture_loop, name="thermal_capture", daemon=True)
+        self._capture.start()
+        self.get_logger().info(
+            f"source={self.config.source} device={self.config.resolved_device or '-'} "
+            f"output_size={list(self.settings.output_size)} publish_raw={self.settings.publish_raw}"
+        )
+
+    def _declare_source_parameters(self) -> SourceConfig:
+        defaults = SourceConfig()
+        declare = self.declare_parameter
+        return SourceConfig(
+            source=declare("source", defaults.source, _read_only(f"one of {', '.join(SOURCE_NAMES)}")).value,
+            device=declare(
+                "device",
+                defaults.device,
+                _read_only("spidev path, video index/path, I2C bus or replay path; empty = source default"),
+            ).value,
+            cci_device=declare(
+                "cci_device", defaults.cci_device, _read_only("lepton_spi: I2C bus of the CCI")
+            ).value,
+            i2c_address=declare(
+                "i2c_address", defaults.i2c_address, _read_only("amg8833: 0x68 or 0x69")
+            ).value,
+            spi_speed_hz=declare(
+                "spi_speed_hz", defaults.spi_speed_hz, _read_only("lepton_spi: SCK, max 20 MHz")
+            ).value,
+            telemetry=declare(
+                "telemetry", defaults.telemetry, _read_only(f"lepton_spi: {', '.join(TELEMETRY_MODES)}")
+            ).value,
+            rate_hz=declare("rate_hz", defaults.rate_hz, _read_only("sim and .npy replay frame rate")).value,
+            loop=declare("loop", defaults.loop, _read_only("replay: start over at the end")).value,
+            seed=declare("seed", defaults.seed, _read_only("sim: random seed")).value,
+        )
+
+    def _declare_publish_parameters(self) -> PublishSettings:
+        declare = self.declare_parameter
+        return PublishSettings(
+            output_size=tuple(
+                declare(
+                    "output_size",
+                    list(topics.DEFAULT_OUTPUT_SIZE),
+                    ParameterDescriptor(description="[height, width] of thermal/image, at most [24, 32]"),
+                ).value
+            ),
+            blur_sigma=declare(
+                "blur_sigma",
+                1.0,
+                ParameterDescriptor(description="Gaussian blur before averaging, in output cells"),
+            ).value,
+            publish_raw=declare(
+                "publish_raw",
+                False,
+                ParameterDescriptor(description="also publish full-resolution thermal/image_raw (16UC1 cK)"),
+            ).value,
+            frame_id=declare(
+                "frame_id", topics.THERMAL_FRAME_ID, ParameterDescriptor(description="header frame_id")
+            ).value,
+        )
+
+    def _settings_with(self, parameters: list[Parameter]) -> PublishSettings:
+        changes = {p.name: p.value for p in parameters if p.name in PublishSettings.__dataclass_fields__}
+        if "output_size" in changes:
+            changes["output_size"] = tuple(changes["output_size"])
+        return replace(self.settings, **changes)
+
+    def _validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        try:
+            self._settings_with(parameters).validate()
+        except (ValueError, TypeError) as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, parameters: list[Parameter]) -> None:
+        self.settings = self._settings_with(parameters)
+
+    def _capture_loop(self) -> None:
+        retry_s = FIRST_RETRY_S
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.source.open()
+                    self._state, self._problem, retry_s = "streaming", "", FIRST_RETRY_S
+                    self.get_logger().info(f"{self.source.name}: streaming")
+                    while not self._stop.is_set():
+                        self._publish(self.source.read())
+                except SensorUnavailable as error:
+                    self._report_unavailable(str(error), retry_s)
+                    self.source.close()
+                    self._stop.wait(retry_s)
+                    retry_s = min(2 * retry_s, MAX_RETRY_S)
+        except ReplayFinished as finished:
+            self._state, self._problem = "finished", str(finished)
+            self.get_logger().info(str(finished))
+        except Exception as error:
+            if not self.context.ok():
+                return  # Ctrl-C shut the context down under a publish: not a failure.
+            self._state, self._problem = "failed", f"{type(error).__name__}: {error}"
+            self.get_logger().fatal(f"{self.source.name} failed: {self._problem}")
+            self.failure = error
+        finally:
+            self.source.close()
+
+    def _report_unavailable(self, problem: str, retry_s: float) -> None:
+        """One ERROR per distinct problem; repeats of the same problem only at debug level."""
+        if problem != self._problem:
+            self.get_logger().error(f"{problem}; retrying with backoff (first in {retry_s:.0f} s)")
+        else:
+            self.get_logger().debug(f"still unavailable, next try in {retry_s:.0f} s")
+        self._state, self._problem = "unavailable", problem
+
+    def _publish(self, frame: ThermalFrame) -> None:
+        settings = self.settings
+        stamp = self.get_clock().now().to_msg()
+        celsius = centikelvin_to_celsius(frame.centikelvin)
+        heatmap = privacy_downsample(celsius, settings.output_size, settings.blur_sigma)
+        self._image_pub.publish(
+            array_to_image(heatmap, topics.THERMAL_ENCODING, stamp=stamp, frame_id=settings.frame_id)
+        )
+        raw_pub = self._raw_publisher(settings.publish_raw)
+        if raw_pub is not None:
+            raw_pub.publish(
+                array_to_image(
+                    frame.centikelvin, topics.THERMAL_RAW_ENCODING, stamp=stamp, frame_id=settings.frame_id
+                )
+            )
+        self._last_frame = frame
+        self._frames_published += 1
+        self._rate.tick()
+
+    def _raw_publisher(self, wanted: bool):
+        """Created on demand and destroyed when switched off: by default the raw topic does not exist."""
+        with self._raw_pub_lock:
+            if wanted and self._raw_pub is None:
+                self._raw_pub = self.create_publisher(Image, topics.THERMAL_IMAGE_RAW, self._qos)
+            elif not wanted and self._raw_pub is not None:
+                self.destroy_publisher(self._raw_pub)
+                self._raw_pub = None
+            return self._raw_pub
+
+    def _run_ffc(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        run_ffc = getattr(self.source, "run_ffc", None)
+        if run_ffc is None:
+            response.success, response.message = (
+                False,
+                f"source {self.source.name} has no flat-field correction",
+            )
+            return response
+        try:
+            run_ffc()
+        except Exception as error:
+            response.success, response.message = False, f"FFC failed: {error}"
+            return response
+        response.success, response.message = True, "flat-field correction started (video pauses ~1 s)"
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        rate = self._rate.rate_hz()
+        level, message = self._health(rate)
+        values = {
+            "state": self._state,
+            "frames_published": str(self._frames_published),
+            "achieved_rate_hz": f"{rate:.2f}",
+            "nominal_rate_hz": f"{self.source.nominal_rate_hz:.2f}",
+            "output_size": "x".join(map(str, self.settings.output_size)),
+            "publish_raw": str(self.settings.publish_raw).lower(),
+        }
+        frame = self._last_frame
+        if frame is not None and frame.ffc_state is not None:
+            values["ffc_state"] = frame.ffc_state
+        if frame is not None and frame.fpa_temperature_k is not None:
+            values["fpa_temperature_c"] = f"{frame.fpa_temperature_k - 273.15:.2f}"
+        values.update(self.source.diagnostics())
+        self._diagnostics_pub.publish(
+            diagnostic_array(
+                self.get_clock().now().to_msg(),
+                name=f"{self.get_fully_qualified_name()}: {self.source.name}",
+                hardware_id=self.config.resolved_device or self.source.name,
+                level=level,
+                message=message,
+                values=values,
+            )
+        )
+
+    def _health(self, rate: float) -> tuple[bytes, str]:
+        if self._state in ("unavailable", "failed"):
+            return ERROR, self._problem
+        if self._state == "finished":
+            return OK, self._problem
+        frame = self._last_frame
+        if frame is not None and frame.ffc_state == "in_progress":
+            return WARN, "flat-field correction in progress (video frozen)"
+        if self._frames_published > 10 and rate < LOW_RATE_FRACTION * self.source.nominal_rate_hz:
+            return WARN, f"rate {rate:.1f} Hz below nominal {self.source.nominal_rate_hz:.1f} Hz"
+        return OK, self._state
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self._capture.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ThermalDriverNode()
+        while rclpy.ok() and node.failure is None:
+            rclpy.spin_once(node, timeout_sec=0.5)
+    except ConfigError as error:
+        print(f"{NODE_NAME}: invalid parameter: {error}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 1 if node is not None and node.failure is not None else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""`thermal-synth`: the command-line entry point for everything that is not a ROS node."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from thermal_synth import demo
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="thermal-synth",
+        description="Privacy-preserving video calls from a low-resolution thermal sensor.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
