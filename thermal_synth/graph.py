@@ -1,0 +1,99 @@
+"""The bring-ups, described once as data: launch files and the ROS-free runner both read this.
+
+Each node names its executable, its parameter file under `config/` and the launch arguments
+that override single parameters, so `ros2 launch ... source:=purethermal` and the runner's
+`source:=purethermal` mean exactly the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PACKAGE = "thermal_synth"
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    """Its default is the value in the node's YAML file, so editing the YAML is never silently overridden."""
+
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    executable: str
+    name: str
+    parameter_file: str
+    arguments: dict[str, str] = field(default_factory=dict)
+    """Launch argument name -> node parameter it sets."""
+    fixed_parameters: dict[str, object] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Bringup:
+    name: str
+    description: str
+    arguments: tuple[LaunchArgument, ...]
+    nodes: tuple[NodeSpec, ...]
+
+
+SOURCE_ARGUMENTS = (
+    LaunchArgument("source", "thermal source: sim, lepton_spi, purethermal, amg8833 or replay"),
+    LaunchArgument("device", "spidev path, video index/path, I2C bus or replay path (empty = default)"),
+)
+DRIVER_ARGUMENTS = {"source": "source", "device": "device"}
+
+BRINGUPS = {
+    bringup.name: bringup
+    for bringup in (
+        Bringup(
+            name="conference",
+            description="live privacy-safe thermal stream for a video call",
+            arguments=SOURCE_ARGUMENTS,
+            nodes=(NodeSpec("thermal_driver", "thermal_driver", "thermal_driver.yaml", DRIVER_ARGUMENTS),),
+        ),
+        Bringup(
+            name="record",
+            description="full-resolution thermal for recording training pairs",
+            arguments=SOURCE_ARGUMENTS,
+            nodes=(
+                NodeSpec(
+                    "thermal_driver",
+                    "thermal_driver",
+                    "thermal_driver.yaml",
+                    DRIVER_ARGUMENTS,
+                    fixed_parameters={"publish_raw": True},
+                ),
+            ),
+        ),
+    )
+}
+
+
+def config_dir() -> Path:
+    """The source tree's config/ (pip -e and tests); launch files use the installed share/ copy instead."""
+    return Path(__file__).resolve().parents[1] / "config"
+
+
+def yaml_parameters(parameter_file: Path, node_name: str) -> dict[str, object]:
+    """The `node_name: ros__parameters:` section of a standard ROS 2 parameter file."""
+    document = yaml.safe_load(parameter_file.read_text()) or {}
+    try:
+        return dict(document[node_name]["ros__parameters"])
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{parameter_file}: no '{node_name}: ros__parameters:' section") from error
+
+
+def argument_defaults(bringup: Bringup, config: Path) -> dict[str, str]:
+    """Launch argument -> default, read from the parameter file of the first node that uses it."""
+    defaults: dict[str, str] = {}
+    for spec in bringup.nodes:
+        parameters = yaml_parameters(config / spec.parameter_file, spec.name)
+        for argument, parameter in spec.arguments.items():
+            defaults.setdefault(argument, str(parameters[parameter]))
+    return defaults
