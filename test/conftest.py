@@ -20,9 +20,9 @@ import pytest
 os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 101))
 os.environ.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
 
-import rclpy  # noqa: E402  (must follow the domain id)
-from rclpy.context import Context  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 LEPTON_FRAME = SHARED / "data" / "lepton35_person_frame.npy"

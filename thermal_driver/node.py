@@ -1,17 +1,22 @@
 """The `thermal_driver` node: one thermal source in, privacy-safe heatmaps out.
 
-The source runs on its own capture thread (sensors block at their own pace, VoSPI must be read
-without pauses); the executor only serves parameters, services and the diagnostics timer.
+The source runs on its own capture thread, which only reads and stamps frames: a Lepton loses
+VoSPI sync if a segment waits ~10 ms, so conversion and publishing happen on a second thread,
+fed through a two-frame outbox that drops the oldest frame rather than stall the sensor. The
+executor only serves parameters, services and the diagnostics timer.
 """
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import rclpy
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException
@@ -28,12 +33,13 @@ from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_arra
 from thermal_msgs.image import array_to_image
 from thermal_msgs.privacy import privacy_downsample, validate_blur_sigma, validate_output_size
 from thermal_msgs.qos import stream_publisher_qos
-from thermal_msgs.units import centikelvin_to_celsius
+from thermal_msgs.units import centikelvin_to_celsius, kelvin_to_celsius
 
 NODE_NAME = "thermal_driver"
 FIRST_RETRY_S = 1.0
 MAX_RETRY_S = 30.0
 LOW_RATE_FRACTION = 0.9
+OUTBOX_FRAMES = 2
 
 
 @dataclass(frozen=True)
@@ -97,14 +103,24 @@ class ThermalDriverNode(Node):
         self._state = "starting"
         self._problem = ""
         self._last_frame: ThermalFrame | None = None
+        self._frames_dropped = 0
+        self._outbox: queue.Queue[tuple[Time, ThermalFrame]] = queue.Queue(maxsize=OUTBOX_FRAMES)
         self._stop = threading.Event()
         self.failure: BaseException | None = None
-        self._capture = threading.Thread(target=self._capture_loop, name="thermal_capture", daemon=True)
-        self._capture.start()
+        self._threads = [
+            threading.Thread(
+                target=self._guarded, args=(self._capture_loop,), name="thermal_capture", daemon=True
+            ),
+            threading.Thread(
+                target=self._guarded, args=(self._publish_loop,), name="thermal_publish", daemon=True
+            ),
+        ]
         self.get_logger().info(
             f"source={self.config.source} device={self.config.resolved_device or '-'} "
             f"output_size={list(self.settings.output_size)} publish_raw={self.settings.publish_raw}"
         )
+        for thread in self._threads:
+            thread.start()
 
     def _declare_source_parameters(self) -> SourceConfig:
         defaults = SourceConfig()
@@ -174,6 +190,18 @@ class ThermalDriverNode(Node):
     def _apply_parameters(self, parameters: list[Parameter]) -> None:
         self.settings = self._settings_with(parameters)
 
+    def _guarded(self, loop: Callable[[], None]) -> None:
+        """A bug in either thread ends the node with one FATAL line and exit code 1, not a hang."""
+        try:
+            loop()
+        except Exception as error:
+            if not self.context.ok():
+                return  # Ctrl-C shut the context down under a publish: not a failure.
+            self._state, self._problem = "failed", f"{type(error).__name__}: {error}"
+            self.get_logger().fatal(f"{self.source.name} failed: {self._problem}")
+            self.failure = error
+            self._stop.set()
+
     def _capture_loop(self) -> None:
         retry_s = FIRST_RETRY_S
         try:
@@ -183,7 +211,8 @@ class ThermalDriverNode(Node):
                     self._state, self._problem, retry_s = "streaming", "", FIRST_RETRY_S
                     self.get_logger().info(f"{self.source.name}: streaming")
                     while not self._stop.is_set():
-                        self._publish(self.source.read())
+                        frame = self.source.read()
+                        self._hand_over(self.get_clock().now().to_msg(), frame)
                 except SensorUnavailable as error:
                     self._report_unavailable(str(error), retry_s)
                     self.source.close()
@@ -192,14 +221,25 @@ class ThermalDriverNode(Node):
         except ReplayFinished as finished:
             self._state, self._problem = "finished", str(finished)
             self.get_logger().info(str(finished))
-        except Exception as error:
-            if not self.context.ok():
-                return  # Ctrl-C shut the context down under a publish: not a failure.
-            self._state, self._problem = "failed", f"{type(error).__name__}: {error}"
-            self.get_logger().fatal(f"{self.source.name} failed: {self._problem}")
-            self.failure = error
         finally:
             self.source.close()
+
+    def _hand_over(self, stamp: Time, frame: ThermalFrame) -> None:
+        try:
+            self._outbox.put_nowait((stamp, frame))
+        except queue.Full:
+            self._frames_dropped += 1
+            with contextlib.suppress(queue.Empty):
+                self._outbox.get_nowait()
+            self._outbox.put_nowait((stamp, frame))
+
+    def _publish_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                stamp, frame = self._outbox.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self._publish(stamp, frame)
 
     def _report_unavailable(self, problem: str, retry_s: float) -> None:
         """One ERROR per distinct problem; repeats of the same problem only at debug level."""
@@ -209,9 +249,9 @@ class ThermalDriverNode(Node):
             self.get_logger().debug(f"still unavailable, next try in {retry_s:.0f} s")
         self._state, self._problem = "unavailable", problem
 
-    def _publish(self, frame: ThermalFrame) -> None:
+    def _publish(self, stamp: Time, frame: ThermalFrame) -> None:
+        """The stamp is the capture time, taken before the frame waited in the outbox."""
         settings = self.settings
-        stamp = self.get_clock().now().to_msg()
         celsius = centikelvin_to_celsius(frame.centikelvin)
         heatmap = privacy_downsample(celsius, settings.output_size, settings.blur_sigma)
         self._image_pub.publish(
@@ -261,6 +301,7 @@ class ThermalDriverNode(Node):
             "state": self._state,
             "frames_published": str(self._frames_published),
             "achieved_rate_hz": f"{rate:.2f}",
+            "frames_dropped": str(self._frames_dropped),
             "nominal_rate_hz": f"{self.source.nominal_rate_hz:.2f}",
             "output_size": "x".join(map(str, self.settings.output_size)),
             "publish_raw": str(self.settings.publish_raw).lower(),
@@ -269,7 +310,7 @@ class ThermalDriverNode(Node):
         if frame is not None and frame.ffc_state is not None:
             values["ffc_state"] = frame.ffc_state
         if frame is not None and frame.fpa_temperature_k is not None:
-            values["fpa_temperature_c"] = f"{frame.fpa_temperature_k - 273.15:.2f}"
+            values["fpa_temperature_c"] = f"{kelvin_to_celsius(frame.fpa_temperature_k):.2f}"
         values.update(self.source.diagnostics())
         self._diagnostics_pub.publish(
             diagnostic_array(
@@ -296,7 +337,8 @@ class ThermalDriverNode(Node):
 
     def destroy_node(self) -> None:
         self._stop.set()
-        self._capture.join(timeout=5.0)
+        for thread in self._threads:
+            thread.join(timeout=5.0)
         super().destroy_node()
 
 

@@ -34,6 +34,8 @@ class VideoCapture(Protocol):
 
 
 def open_v4l2(device: int | str) -> VideoCapture:
+    # OpenCV's own warnings for a missing device would precede our one clear error line.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     return cv2.VideoCapture(device, cv2.CAP_V4L2)
 
 
@@ -86,7 +88,7 @@ class PureThermalSource:
         return ThermalFrame(centikelvin=frame)
 
     def _to_centikelvin(self, image: np.ndarray) -> np.ndarray:
-        if image.dtype != np.uint16:
+        if image.dtype != np.uint16 or (image.ndim == 3 and image.shape[2] != 1):
             raise SensorUnavailable(
                 f"video device {self.device!r} delivers {image.dtype} frames of shape {image.shape}, not "
                 "16-bit Y16: it is not a PureThermal, or the V4L2 backend ignored the Y16 request"

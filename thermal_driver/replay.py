@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ class ReplaySource:
         self._clock = clock
         self._sleep = sleep
         self._frames: Iterator[tuple[float, np.ndarray]] | None = None
+        self._first: tuple[float, np.ndarray] | None = None
         self._played = 0
         self._passes = 0
         self._start: tuple[float, float] | None = None
@@ -58,28 +60,28 @@ class ReplaySource:
     def open(self) -> None:
         if not self.path.exists():
             raise SensorUnavailable(f"replay path {self.path} does not exist")
-        if self._is_bag():
-            self._check_bag()
-        elif not sorted(self.path.glob("*.npy")):
+        if not self._is_bag() and not any(self.path.glob("*.npy")):
             raise SensorUnavailable(
                 f"replay path {self.path} is neither a rosbag2 directory (metadata.yaml) "
                 "nor a folder of .npy frames"
             )
         self._frames = self._timeline()
+        # Decoding the first frame now reports a wrong encoding or a pickled .npy at open, not later.
+        self._first = next(self._frames, None)
 
     def read(self) -> ThermalFrame:
         if self._frames is None:
             raise RuntimeError("read() before open()")
-        try:
-            offset_s, frame = next(self._frames)
-        except StopIteration:
-            raise ReplayFinished(f"replay of {self.path} finished after {self._played} frames") from None
+        upcoming, self._first = self._first or next(self._frames, None), None
+        if upcoming is None:
+            raise ReplayFinished(f"replay of {self.path} finished after {self._played} frames")
+        offset_s, frame = upcoming
         self._wait_until(offset_s)
         self._played += 1
         return ThermalFrame(centikelvin=frame)
 
     def close(self) -> None:
-        self._frames = None
+        self._frames = self._first = None
         self._start = None
 
     def diagnostics(self) -> dict[str, str]:
@@ -99,11 +101,16 @@ class ReplaySource:
             self._passes += 1
             pass_offset = elapsed
             frames = self._bag_frames() if self._is_bag() else self._npy_frames()
+            frames_this_pass = 0
             for offset_s, frame in frames:
+                frames_this_pass += 1
                 elapsed = pass_offset + offset_s
                 yield elapsed, frame
             if not self.loop:
                 return
+            if not frames_this_pass:
+                # Looping over nothing would spin forever inside read().
+                raise SensorUnavailable(f"replay {self.path} has no thermal frames to loop over")
             elapsed += 1.0 / self.nominal_rate_hz
 
     def _wait_until(self, offset_s: float) -> None:
@@ -120,17 +127,14 @@ class ReplaySource:
         wall_start, offset_start = self._start
         return wall_start + offset_s - offset_start
 
-    def _check_bag(self) -> None:
-        with self._reader() as reader:
-            self._select_connections(reader)
-
-    def _reader(self) -> AnyReader:
+    def _reader(self) -> closing[AnyReader]:
+        """An already opened reader (so open errors become SensorUnavailable), closed by `with`."""
         try:
             reader = AnyReader([self.path])
             reader.open()
         except Exception as error:
             raise SensorUnavailable(f"cannot read rosbag2 {self.path}: {error}") from error
-        return reader
+        return closing(reader)
 
     def _select_connections(self, reader: AnyReader) -> list:
         images = [c for c in reader.connections if c.msgtype == IMAGE_TYPE]

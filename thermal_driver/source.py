@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -46,8 +47,9 @@ class RateKeeper:
     """Paces software sources on absolute deadlines, so the average rate never drifts with work time."""
 
     def __init__(self, rate_hz: float, clock=time.monotonic, sleep=time.sleep) -> None:
-        if rate_hz <= 0:
-            raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
+        if not (math.isfinite(rate_hz) and rate_hz > 0):
+            # NaN would slip past `<= 0` and turn every deadline into NaN: a silent busy loop.
+            raise ValueError(f"rate_hz must be finite and > 0, got {rate_hz}")
         self.period_s = 1.0 / rate_hz
         self._clock = clock
         self._sleep = sleep

@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from thermal_driver.lepton.source import MAX_SPI_SPEED_HZ
 from thermal_driver.source import ThermalSource
 
 SOURCE_NAMES = ("sim", "lepton_spi", "purethermal", "amg8833", "replay")
 TELEMETRY_MODES = ("footer", "header", "disabled")
-MAX_SPI_SPEED_HZ = 20_000_000
-"""Lepton VoSPI SCK maximum (datasheet)."""
 
 DEFAULT_DEVICES = {
     "sim": "",

@@ -20,10 +20,14 @@ completely at 16x12 (PAIR-LRT-Human, Table II) yet reach 80 % at 160x120; full r
 `publish_raw` is for, deliberately opt-in."""
 
 
+MIN_BLUR_SIGMA_PX = 1e-3
+"""Below this a Gaussian is the identity to float64 precision (and squaring 1/sigma would overflow)."""
+
+
 def validate_output_size(output_size: tuple[int, int] | list[int]) -> tuple[int, int]:
     """Returns (height, width) or raises ValueError with the reason, for parameter callbacks."""
-    if len(output_size) != 2:
-        raise ValueError(f"output_size must be [height, width], got {list(output_size)}")
+    if len(output_size) != 2 or not all(isinstance(v, int | np.integer) for v in output_size):
+        raise ValueError(f"output_size must be two integers [height, width], got {list(output_size)}")
     height, width = (int(v) for v in output_size)
     if height < 1 or width < 1:
         raise ValueError(f"output_size must be positive, got [{height}, {width}]")
@@ -58,7 +62,8 @@ def privacy_downsample(
     in_h, in_w = frame.shape[-2:]
     rows = _resampling_matrix(in_h, out_h, sigma)
     cols = _resampling_matrix(in_w, out_w, sigma)
-    return (rows @ frame.astype(np.float32, copy=False) @ cols.T).astype(np.float32, copy=False)
+    # float64 inside: a uniform scene then comes out exactly uniform and never leaves the input range.
+    return (rows @ frame.astype(np.float64, copy=False) @ cols.T).astype(np.float32)
 
 
 @lru_cache(maxsize=32)
@@ -67,7 +72,7 @@ def _resampling_matrix(size_in: int, size_out: int, sigma_cells: float) -> np.nd
     scale = size_in / size_out
     matrix = _area_matrix(size_in, size_out) @ _blur_matrix(size_in, sigma_cells * scale)
     matrix.setflags(write=False)
-    return matrix.astype(np.float32)
+    return matrix
 
 
 def _area_matrix(size_in: int, size_out: int) -> np.ndarray:
@@ -82,7 +87,7 @@ def _area_matrix(size_in: int, size_out: int) -> np.ndarray:
 
 def _blur_matrix(size: int, sigma_px: float) -> np.ndarray:
     """Gaussian blur with mirrored edges (d c b a | a b c d), so a uniform scene stays uniform."""
-    if sigma_px == 0:
+    if sigma_px < MIN_BLUR_SIGMA_PX:
         return np.eye(size)
     radius = math.ceil(3 * sigma_px)
     offsets = np.arange(-radius, radius + 1)

@@ -6,6 +6,10 @@ ZERO_CELSIUS_CK = 27315
 """0 degC in centi-Kelvin: the Lepton's TLinear output and the PureThermal Y16 stream use this unit."""
 
 
+def kelvin_to_celsius(kelvin: float) -> float:
+    return kelvin - ZERO_CELSIUS_CK / 100
+
+
 def centikelvin_to_celsius(centikelvin: np.ndarray) -> np.ndarray:
     return (np.asarray(centikelvin, dtype=np.float32) - ZERO_CELSIUS_CK) / np.float32(100.0)
 
