@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import sys
 import time
 
 import numpy as np
 
+from bench.common import machine_info, spread
 from thermal_driver.lepton.vospi import FRAME_COLS, FRAME_ROWS, Telemetry, TelemetryMode, VoSpiAssembler
 from thermal_driver.lepton.vospi_encoder import encode_stream
 
@@ -57,34 +55,22 @@ def measure(
 ) -> dict:
     times = [time_one_pass(packets, telemetry, check_crc, n_frames) for _ in range(repeats)]
     packet_rates = [len(packets) / t for t in times]
-    frame_rates = [n_frames / t for t in times]
     required = SEGMENTS_PER_S * telemetry.packets_per_segment
-    median_rate = statistics.median(packet_rates)
     return {
         "check_crc": check_crc,
-        "packets_per_s": {
-            "median": round(median_rate),
-            "min": round(min(packet_rates)),
-            "max": round(max(packet_rates)),
-            "stdev": round(statistics.stdev(packet_rates)) if repeats > 1 else 0,
-        },
-        "unique_frames_per_s": {
-            "median": round(statistics.median(frame_rates), 1),
-            "min": round(min(frame_rates), 1),
-        },
-        "cpu_share_at_lepton_rate": round(required / median_rate, 4),
+        "packets_per_s": spread(packet_rates, digits=0),
+        "unique_frames_per_s": spread([n_frames / t for t in times]),
+        "cpu_share_at_lepton_rate": round(required / statistics.median(packet_rates), 4),
     }
 
 
-def machine_info() -> dict:
+def run(frames: int = 30, repeats: int = 5, telemetry: TelemetryMode = TelemetryMode.FOOTER) -> dict:
+    packets = build_packets(frames, telemetry)
     return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or "unknown",
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "numpy": np.__version__,
+        "benchmark": "vospi_assembler",
+        "stream": {"packets": len(packets), "unique_frames": frames, "telemetry": telemetry.value},
+        "required_packets_per_s": SEGMENTS_PER_S * telemetry.packets_per_segment,
+        "results": [measure(packets, frames, telemetry, check, repeats) for check in (True, False)],
     }
 
 
@@ -94,16 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--telemetry", choices=[mode.value for mode in TelemetryMode], default="footer")
     args = parser.parse_args(argv)
-    telemetry = TelemetryMode(args.telemetry)
-    packets = build_packets(args.frames, telemetry)
-    report = {
-        "benchmark": "vospi_assembler",
-        "machine": machine_info(),
-        "stream": {"packets": len(packets), "unique_frames": args.frames, "telemetry": telemetry.value},
-        "repeats": args.repeats,
-        "required_packets_per_s": SEGMENTS_PER_S * telemetry.packets_per_segment,
-        "results": [measure(packets, args.frames, telemetry, check, args.repeats) for check in (True, False)],
-    }
+    report = {"machine": machine_info(), **run(args.frames, args.repeats, TelemetryMode(args.telemetry))}
     print(json.dumps(report, indent=2))
 
 

@@ -68,15 +68,7 @@ def assert_bit_exact(actual: np.ndarray, expected: np.ndarray) -> None:
 def to_rosbags(original: np.ndarray, encoding: str) -> Any:
     fields = image_fields(original, encoding)
     header = RosbagsHeader(stamp=RosbagsTime(sec=0, nanosec=0), frame_id="thermal")
-    return RosbagsImage(
-        header=header,
-        height=fields.height,
-        width=fields.width,
-        encoding=fields.encoding,
-        is_bigendian=fields.is_bigendian,
-        step=fields.step,
-        data=fields.data,
-    )
+    return RosbagsImage(header=header, data=fields.data, **fields.layout())
 
 
 @pytest.mark.parametrize("encoding", sorted(ENCODINGS))

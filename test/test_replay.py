@@ -31,15 +31,7 @@ FIRST_STAMP_NS = 1_700_000_000 * 10**9 + 950_000_000
 def image_message(frame: np.ndarray, encoding: str, stamp_ns: int) -> object:
     fields = image_fields(frame, encoding)
     stamp = Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
-    return Image(
-        header=Header(stamp=stamp, frame_id="thermal"),
-        height=fields.height,
-        width=fields.width,
-        encoding=fields.encoding,
-        is_bigendian=fields.is_bigendian,
-        step=fields.step,
-        data=fields.data,
-    )
+    return Image(header=Header(stamp=stamp, frame_id="thermal"), data=fields.data, **fields.layout())
 
 
 def write_bag(

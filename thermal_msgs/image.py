@@ -61,6 +61,16 @@ class ImageFields:
     step: int
     data: np.ndarray
 
+    def layout(self) -> dict[str, int | str]:
+        """The size and format fields as keyword arguments for any Image class (rclpy or rosbags)."""
+        return {
+            "height": self.height,
+            "width": self.width,
+            "encoding": self.encoding,
+            "is_bigendian": self.is_bigendian,
+            "step": self.step,
+        }
+
 
 def _encodings(*specs: tuple[str, str, int]) -> Mapping[str, Encoding]:
     encodings = {name: Encoding(name, np.dtype(dtype), channels) for name, dtype, channels in specs}
@@ -172,13 +182,7 @@ def array_to_image(
     from sensor_msgs.msg import Image
 
     fields = image_fields(array, encoding)
-    msg = Image(
-        height=fields.height,
-        width=fields.width,
-        encoding=fields.encoding,
-        is_bigendian=fields.is_bigendian,
-        step=fields.step,
-    )
+    msg = Image(**fields.layout())
     msg.data.frombytes(fields.data)
     msg.header.frame_id = frame_id
     if stamp is not None:

@@ -7,10 +7,6 @@ prints is what a user's node would see.
 from __future__ import annotations
 
 import argparse
-import os
-import random
-import signal
-import subprocess
 import sys
 import time
 
@@ -22,6 +18,7 @@ from sensor_msgs.msg import Image
 from thermal_msgs import topics
 from thermal_msgs.image import image_to_array
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
+from thermal_synth.processes import node_process, spin_for, use_private_domain
 
 SHADES = " .:-=+*#%@"
 
@@ -64,29 +61,19 @@ class TopicWatcher(Node):
 
 
 def run(args: argparse.Namespace) -> int:
-    # A private domain unless the user chose one, so the demo never mixes with other robots' topics.
-    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 101)))
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "thermal_driver.node", "--ros-args", "-p", f"source:={args.source}"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    use_private_domain()
     rclpy.init()
     watcher = TopicWatcher()
-    listening = f"listening on /{topics.THERMAL_IMAGE} for {args.seconds:g} s"
-    print(f"thermal_driver (source={args.source}) started; {listening}")
     try:
-        deadline = time.monotonic() + args.seconds
-        while time.monotonic() < deadline and driver.poll() is None:
-            rclpy.spin_once(watcher, timeout_sec=0.1)
+        with node_process("thermal_driver.node", {"source": args.source}) as driver:
+            listening = f"listening on /{topics.THERMAL_IMAGE} for {args.seconds:g} s"
+            print(f"thermal_driver (source={args.source}) started; {listening}")
+            spin_for(watcher, args.seconds, driver)
     finally:
         watcher.destroy_node()
         rclpy.try_shutdown()
-        if driver.poll() is None:
-            driver.send_signal(signal.SIGINT)
-        _, driver_log = driver.communicate(timeout=10)
     if not watcher.heatmaps:
-        print(f"no thermal/image received; the driver said:\n{driver_log}", file=sys.stderr)
+        print(f"no thermal/image received; the driver said:\n{driver.stderr_text}", file=sys.stderr)
         return 1
     print(summarise(watcher))
     return 0

@@ -1,0 +1,47 @@
+"""`thermal-synth` as a user runs it: the installed console script, real processes, real topics."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import BIN
+
+from thermal_synth.demo import SHADES, render_heatmap
+
+
+def thermal_synth(*args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "thermal-synth"), *args], check=False, capture_output=True, text=True, timeout=timeout_s
+    )
+
+
+@pytest.mark.ros
+def test_demo_shows_the_sim_driver_publishing_heatmaps_and_no_raw_frames():
+    result = thermal_synth("demo", "--seconds", "3")
+    assert result.returncode == 0, result.stderr
+    summary = re.search(r"/thermal/image: (\d+) messages at ([\d.]+) Hz, 32FC1 12x16", result.stdout)
+    assert summary, result.stdout
+    assert int(summary.group(1)) >= 20
+    assert float(summary.group(2)) == pytest.approx(8.7, rel=0.1)
+    assert "/thermal/image_raw: 0 messages" in result.stdout
+    heatmap_rows = [line for line in result.stdout.splitlines() if line.startswith("  |")]
+    assert len(heatmap_rows) == 12
+    assert all(len(row) == 2 + 1 + 32 + 1 for row in heatmap_rows)
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "soon"])
+def test_demo_rejects_a_bad_duration_with_usage_and_exit_2(seconds):
+    result = thermal_synth("demo", "--seconds", seconds)
+    assert result.returncode == 2
+    assert "--seconds" in result.stderr
+
+
+def test_heatmap_rendering_puts_the_hottest_cell_at_the_top_shade():
+    celsius = np.full((12, 16), 21.0, np.float32)
+    celsius[3, 7] = 34.0
+    rows = render_heatmap(celsius).splitlines()
+    assert rows[3][3 + 2 * 7 : 3 + 2 * 8] == SHADES[-1] * 2
+    assert set(rows[0][3:-1]) == {SHADES[0]}
