@@ -24,7 +24,9 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = next((p for p in (REPO / "shared", REPO.parent / "shared") if p.is_dir()), REPO.parent / "shared")
+"""The project's shared facts: beside the checkout in CI and development, inside it on a device copy."""
 LEPTON_FRAME = SHARED / "data" / "lepton35_person_frame.npy"
 BIN = Path(sys.executable).parent
 
