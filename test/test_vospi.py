@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from binascii import crc_hqx
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -13,7 +14,6 @@ from lepton_fakes import FaultInjector, LeptonStream, LeptonStreamBuilder
 
 from thermal_driver.lepton.vospi import (
     PACKET_BYTES,
-    LeptonFrame,
     Telemetry,
     TelemetryMode,
     VoSpiAssembler,
@@ -31,15 +31,23 @@ def clean_stream(mode: TelemetryMode, n_frames: int = N_FRAMES) -> LeptonStream:
     return LeptonStreamBuilder(n_frames=n_frames, telemetry=mode, seed=7).build()
 
 
-def assemble(
-    packets, mode: TelemetryMode, check_crc: bool = True
-) -> tuple[list[LeptonFrame], VoSpiAssembler]:
+class Assembled(NamedTuple):
+    pixels: np.ndarray
+    telemetry: Telemetry | None
+
+
+def assemble(packets, mode: TelemetryMode, check_crc: bool = True) -> tuple[list[Assembled], VoSpiAssembler]:
+    """Every frame `push` returns, with the telemetry the assembler holds right after it."""
     assembler = VoSpiAssembler(mode, check_crc=check_crc)
-    frames = [frame for packet in packets if (frame := assembler.push(packet)) is not None]
+    frames = [
+        Assembled(pixels, assembler.last_telemetry)
+        for packet in packets
+        if (pixels := assembler.push(packet)) is not None
+    ]
     return frames, assembler
 
 
-def source_indices(frames: list[LeptonFrame], stream: LeptonStream) -> list[int]:
+def source_indices(frames: list[Assembled], stream: LeptonStream) -> list[int]:
     """Which source frame each output is, failing on any frame that matches none (torn or garbage)."""
     by_bytes = {source.tobytes(): index for index, source in enumerate(stream.frames)}
     indices = []
@@ -180,7 +188,7 @@ def test_crc_error_drops_its_frame_and_asks_for_resync(mode):
             outputs.append("resync")
             assembler.reset()
         if frame is not None:
-            outputs.append(source_indices([frame], stream)[0])
+            outputs.append(source_indices([Assembled(frame, assembler.last_telemetry)], stream)[0])
     assert outputs == [0, "resync", 2, 3, 4]
     assert (assembler.stats.crc_errors, assembler.stats.broken_frames) == (1, 1)
 

@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+import numpy as np
+
 from thermal_driver.i2c import I2cBus, LinuxI2cBus
 from thermal_driver.lepton.cci import CciError, LeptonCci, LeptonConfigurationError
 from thermal_driver.lepton.vospi import (
     PACKET_BYTES,
     TLINEAR_RESOLUTIONS_K,
-    LeptonFrame,
     TelemetryMode,
     VoSpiAssembler,
 )
@@ -228,7 +229,7 @@ class LeptonSpiSource:
             "broken_frames": str(stats.broken_frames),
         }
 
-    def _frame_from_pending(self) -> LeptonFrame | None:
+    def _frame_from_pending(self) -> np.ndarray | None:
         pending, offset, push = self._pending, self._pending_offset, self._assembler.push
         last_start = len(pending) - PACKET_BYTES
         frame = None
@@ -274,13 +275,13 @@ class LeptonSpiSource:
         with self._as_sensor_unavailable("configuring the Lepton"):
             self._cci.configure_for_radiometry(self.telemetry)
 
-    def _to_thermal_frame(self, frame: LeptonFrame) -> ThermalFrame:
+    def _to_thermal_frame(self, pixels: np.ndarray) -> ThermalFrame:
         self._frames += 1
         self._resyncs_without_frame = 0
         self._reboots_without_frame = 0
-        telemetry = frame.telemetry
+        telemetry = self._assembler.last_telemetry
         if telemetry is None:
-            return ThermalFrame(centikelvin=frame.pixels)
+            return ThermalFrame(centikelvin=pixels)
         if not telemetry.tlinear_enabled or telemetry.tlinear_resolution_k != TLINEAR_RESOLUTIONS_K[1]:
             raise SensorUnavailable(
                 f"the Lepton's frame telemetry says TLinear is {'on' if telemetry.tlinear_enabled else 'OFF'}"
@@ -288,7 +289,7 @@ class LeptonSpiSource:
                 "reset itself after a power dip); reopening configures it again"
             )
         return ThermalFrame(
-            centikelvin=frame.pixels,
+            centikelvin=pixels,
             ffc_state=telemetry.ffc_state,
             fpa_temperature_k=telemetry.fpa_temperature_k,
             extra={"frame_counter": str(telemetry.frame_counter)},

@@ -123,14 +123,6 @@ class Telemetry:
 
 
 @dataclass
-class LeptonFrame:
-    """One unique frame: `pixels` is a fresh (120, 160) uint16 array that the caller owns."""
-
-    pixels: np.ndarray
-    telemetry: Telemetry | None
-
-
-@dataclass
 class VoSpiStats:
     """Cumulative counters; `reset()` keeps them so diagnostics survive resyncs."""
 
@@ -160,6 +152,7 @@ class VoSpiAssembler:
         self.telemetry = telemetry
         self.check_crc = check_crc
         self.stats = VoSpiStats()
+        self.last_telemetry: Telemetry | None = None
         self._last_packet_number = telemetry.packets_per_segment - 1
         self._stall_packet_limit = STALL_FRAMES * SEGMENTS_PER_FRAME * telemetry.packets_per_segment
         self.reset()
@@ -174,8 +167,11 @@ class VoSpiAssembler:
         self._packets_since_segment = 0
         self._segments_since_frame = 0
 
-    def push(self, packet: bytes) -> LeptonFrame | None:
-        """Feed exactly one packet; returns the frame it completes, if any.
+    def push(self, packet: bytes) -> np.ndarray | None:
+        """Feed exactly one packet; returns the (120, 160) uint16 frame it completes, if any.
+
+        The frame is a fresh array the caller owns; its telemetry (when enabled) is then in
+        `last_telemetry`, so the common case stays a plain array.
 
         The assembler keeps slices of the packets until their frame is done, so pass immutable
         bytes (or memoryviews of immutable bytes), not a buffer that will be overwritten.
@@ -231,7 +227,7 @@ class VoSpiAssembler:
             self.stats.broken_frames += 1
             self._frame_segments = []
 
-    def _finish_segment(self) -> LeptonFrame | None:
+    def _finish_segment(self) -> np.ndarray | None:
         self._next_packet = 0
         self._packets_since_segment = 0
         self._segments_since_frame += 1
@@ -256,7 +252,7 @@ class VoSpiAssembler:
         self.stats.frames += 1
         return frame
 
-    def _assemble(self) -> LeptonFrame:
+    def _assemble(self) -> np.ndarray:
         payloads = [payload for segment in self._frame_segments for payload in segment]
         words = np.frombuffer(b"".join(payloads), dtype=">u2").reshape(len(payloads), PAYLOAD_WORDS)
         telemetry_rows = None
@@ -266,6 +262,6 @@ class VoSpiAssembler:
             video, telemetry_rows = words[:VIDEO_PACKETS_PER_FRAME], words[VIDEO_PACKETS_PER_FRAME:]
         else:
             video = words
-        pixels = video.astype(np.uint16).reshape(FRAME_ROWS, FRAME_COLS)
-        telemetry = None if telemetry_rows is None else Telemetry.from_rows(telemetry_rows.astype(np.uint16))
-        return LeptonFrame(pixels=pixels, telemetry=telemetry)
+        if telemetry_rows is not None:
+            self.last_telemetry = Telemetry.from_rows(telemetry_rows.astype(np.uint16))
+        return video.astype(np.uint16).reshape(FRAME_ROWS, FRAME_COLS)
