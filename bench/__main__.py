@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bench import bench_driver, bench_vospi
+from bench import bench_driver, bench_sim, bench_vospi
 from bench.common import machine_info
 
 DEFAULT_OUT = Path(__file__).with_name("results.json")
@@ -15,6 +15,7 @@ DEFAULT_OUT = Path(__file__).with_name("results.json")
 def table(report: dict) -> str:
     vospi = {r["check_crc"]: r for r in report["vospi"]["results"]}
     driver = report["driver"]
+    sim = report["sim"]
     ros = driver["ros_sim_8_7_hz"]
     rows = [
         ("VoSPI assembly, CRC on (packets/s)", f"{vospi[True]['packets_per_s']['median']:,.0f}"),
@@ -33,6 +34,11 @@ def table(report: dict) -> str:
             "stamp to receipt p50 / p99 (ms)",
             f"{ros['stamp_to_receipt_ms']['p50']} / {ros['stamp_to_receipt_ms']['p99']}",
         ),
+        ("simulated rig, render only, one core (pairs/s)", f"{sim['render_pairs_per_s']['median']}"),
+        (
+            "simulated rig, render + shards, one core (pairs/s)",
+            f"{sim['render_and_write_pairs_per_s']['median']}",
+        ),
     ]
     return "\n".join(
         ["| measurement | result |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": machine_info(),
         "vospi": bench_vospi.run(),
         "driver": bench_driver.run(seconds=args.seconds),
+        "sim": bench_sim.run(),
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(table(report))

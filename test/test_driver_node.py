@@ -230,3 +230,29 @@ def test_absent_hardware_is_one_clear_error_and_a_retry_loop(ros_context, spinne
     errors = [line for line in stderr.splitlines() if "[ERROR]" in line]
     assert len(errors) == 1, f"expected one error line, got: {errors}"
     assert hint in errors[0]
+
+
+def test_publish_rgb_is_refused_for_a_source_without_a_camera(ros_context, spinner, driver, tmp_path):
+    np.save(tmp_path / "frame.npy", np.full((120, 160), 30000, np.uint16))
+    with pytest.raises(ConfigError, match="publish_rgb: source replay has no RGB camera"):
+        driver(source="replay", device=str(tmp_path), publish_rgb=True)
+    node = spinner.add(driver(source="replay", device=str(tmp_path), loop=True))
+    listener = spinner.add(Listener(ros_context))
+    refused = listener.set_parameters(node.get_name(), publish_rgb=True)
+    assert not refused[0].successful
+    assert "rgb_camera" in refused[0].reason
+
+
+def test_sim_pairs_rgb_with_thermal_under_the_same_stamp(ros_context, spinner, driver):
+    listener = spinner.add(Listener(ros_context))
+    rgb: list[Image] = []
+    listener.create_subscription(Image, topics.CAMERA_IMAGE_RAW, rgb.append, STREAM_SUBSCRIBER_QOS)
+    spinner.add(driver(source="sim", publish_raw=True, publish_rgb=True))
+    wait_for(lambda: len(rgb) >= 3 and len(listener.raw) >= 3, 10.0, "paired rgb and raw frames")
+    camera = rgb[-1]
+    assert (camera.encoding, camera.height, camera.width) == ("rgb8", 240, 320)
+    assert camera.header.frame_id == "camera_optical_frame"
+    raw_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in listener.raw}
+    assert (camera.header.stamp.sec, camera.header.stamp.nanosec) in raw_stamps
+    pixels = image_to_array(camera)
+    assert pixels.std() > 10, "a rendered scene, not a blank frame"

@@ -12,10 +12,11 @@ from fake_clock import FakeClock
 from thermal_driver.amg8833 import Amg8833Source
 from thermal_driver.purethermal import PureThermalSource
 from thermal_driver.replay import ReplaySource
-from thermal_driver.sim import LEPTON_SHAPE, SimSource
+from thermal_driver.rig.types import THERMAL_SHAPE
+from thermal_driver.sim import SimSource
 from thermal_driver.source import RateKeeper
 from thermal_driver.sources import SourceConfig, make_source
-from thermal_msgs.units import celsius_to_centikelvin, centikelvin_to_celsius
+from thermal_msgs.units import centikelvin_to_celsius
 
 VALID_SOURCES = r"\['sim', 'lepton_spi', 'purethermal', 'amg8833', 'replay'\]"
 
@@ -69,7 +70,7 @@ def test_make_source_builds_a_seeded_sim_at_the_configured_rate() -> None:
     source = make_source(SourceConfig(source="sim", rate_hz=5.0, seed=3))
     assert isinstance(source, SimSource)
     assert source.nominal_rate_hz == 5.0
-    np.testing.assert_array_equal(source.render(1.0), SimSource(seed=3).render(1.0))
+    assert source.session == SimSource(seed=3).session != SimSource(seed=4).session
 
 
 @pytest.mark.parametrize(("device", "expected"), [("", 0), ("/dev/video2", "/dev/video2")])
@@ -138,10 +139,6 @@ def sim_frames(seed: int, count: int, clock: FakeClock | None = None) -> list[np
     return [source.read().centikelvin for _ in range(count)]
 
 
-def correlation(first: np.ndarray, second: np.ndarray) -> float:
-    return float(np.corrcoef(first.ravel().astype(np.float64), second.ravel().astype(np.float64))[0, 1])
-
-
 def test_sim_is_deterministic_for_a_seed() -> None:
     first, again, other = sim_frames(7, 4), sim_frames(7, 4), sim_frames(8, 4)
     for frame, repeat in zip(first, again, strict=True):
@@ -149,32 +146,25 @@ def test_sim_is_deterministic_for_a_seed() -> None:
     assert not np.array_equal(first[0], other[0])
 
 
-def test_sim_frames_are_lepton_sized_centikelvin_of_a_room() -> None:
-    frames = np.stack(sim_frames(0, 60))
-    assert frames.dtype == np.uint16
-    assert frames.shape[1:] == LEPTON_SHAPE
-    assert frames.min() >= celsius_to_centikelvin(19.0)
-    assert frames.max() <= celsius_to_centikelvin(36.0)
-
-
-def test_sim_person_is_warmer_than_the_background() -> None:
-    for frame in sim_frames(0, 30)[::5]:
-        celsius = centikelvin_to_celsius(frame)
-        corners = np.concatenate([celsius[:20, :20].ravel(), celsius[:20, -20:].ravel()])
-        torso = celsius[100:, 70:90]  # inside the torso wherever the person sways
-        assert np.median(torso) > np.median(corners) + 5.0
-        assert celsius.max() > 33.0  # skin of head and neck
-        assert np.median(corners) < 24.0
+def test_sim_frames_are_lepton_centikelvin_with_a_paired_rgb_frame() -> None:
+    clock = FakeClock()
+    source = SimSource(seed=0, clock=clock.monotonic, sleep=clock.sleep)
+    source.open()
+    frame = source.read()
+    assert (frame.centikelvin.dtype, frame.centikelvin.shape) == (np.uint16, THERMAL_SHAPE)
+    assert (frame.rgb.dtype, frame.rgb.shape) == (np.uint8, (240, 320, 3))
+    celsius = centikelvin_to_celsius(frame.centikelvin)
+    assert np.median(celsius) < 26.0, "mostly room"
+    assert celsius.max() > 33.0, "a person's skin in it"
 
 
 def test_sim_frames_change_by_motion_not_by_noise() -> None:
     frames = [centikelvin_to_celsius(frame) for frame in sim_frames(0, 60)]
-    consecutive = [correlation(a, b) for a, b in itertools.pairwise(frames)]
-    ten_apart = [correlation(a, b) for a, b in zip(frames[:-10], frames[10:], strict=True)]
-    assert min(consecutive) > 0.9
-    assert np.mean(ten_apart) < np.mean(consecutive) - 0.05, "the scene should drift away as the person moves"
+    consecutive = [np.mean(np.abs(b - a)) for a, b in itertools.pairwise(frames)]
+    ten_apart = [np.mean(np.abs(b - a)) for a, b in zip(frames[:-10], frames[10:], strict=True)]
+    assert np.mean(ten_apart) > 2 * np.mean(consecutive), "the scene should drift away as the person moves"
     moved = [np.mean(np.abs(b - a) > 2.0) for a, b in itertools.pairwise(frames)]
-    assert all(0 < share < 0.1 for share in moved), "a moving edge, not the whole frame, should change"
+    assert all(share < 0.1 for share in moved), "a moving edge, not the whole frame, should change"
 
 
 def test_sim_is_paced_at_its_rate_and_reports_itself() -> None:
@@ -184,4 +174,7 @@ def test_sim_is_paced_at_its_rate_and_reports_itself() -> None:
     frames = [source.read() for _ in range(5)]
     np.testing.assert_allclose(clock.sleeps, [1 / 8.7] * 4, atol=1e-9)
     assert {frame.ffc_state for frame in frames} == {"complete"}
-    assert source.diagnostics() == {"simulated_frames": "5"}
+    diagnostics = source.diagnostics()
+    assert diagnostics["simulated_frames"] == "5"
+    assert diagnostics["session"] == source.session.name
+    assert diagnostics["identity"]

@@ -48,6 +48,7 @@ def decode_thermistor(raw: bytes) -> float:
 
 class Amg8833Source:
     name = "amg8833"
+    provides_rgb = False
     nominal_rate_hz = 10.0
 
     def __init__(

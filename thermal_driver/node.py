@@ -49,6 +49,7 @@ class PublishSettings:
     output_size: tuple[int, int]
     blur_sigma: float
     publish_raw: bool
+    publish_rgb: bool
     frame_id: str
 
     def validate(self) -> None:
@@ -56,6 +57,26 @@ class PublishSettings:
         validate_blur_sigma(self.blur_sigma)
         if not self.frame_id:
             raise ValueError("frame_id must not be empty")
+
+
+class OnDemandPublisher:
+    """A publisher that exists only while wanted, so opt-in topics do not even appear by default."""
+
+    def __init__(self, node: Node, topic: str, qos) -> None:
+        self._node = node
+        self._topic = topic
+        self._qos = qos
+        self._publisher = None
+        self._lock = threading.Lock()
+
+    def get(self, wanted: bool):
+        with self._lock:
+            if wanted and self._publisher is None:
+                self._publisher = self._node.create_publisher(Image, self._topic, self._qos)
+            elif not wanted and self._publisher is not None:
+                self._node.destroy_publisher(self._publisher)
+                self._publisher = None
+            return self._publisher
 
 
 class ConfigError(ValueError):
@@ -84,20 +105,23 @@ class ThermalDriverNode(Node):
             self.config.validate()
             self.settings.validate()
             self._qos = stream_publisher_qos(reliability)
+            self.source = source_factory(self.config)
+            self._check_rgb_available(self.settings)
         except ValueError as error:
+            # Release the half-built node's services now: a retry under the same name must not race them.
+            super().destroy_node()
             raise ConfigError(str(error)) from error
 
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
 
         self._image_pub = self.create_publisher(Image, topics.THERMAL_IMAGE, self._qos)
-        self._raw_pub = None
-        self._raw_pub_lock = threading.Lock()
+        self._raw_pub = OnDemandPublisher(self, topics.THERMAL_IMAGE_RAW, self._qos)
+        self._rgb_pub = OnDemandPublisher(self, topics.CAMERA_IMAGE_RAW, self._qos)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.create_service(Trigger, "~/run_ffc", self._run_ffc)
         self.create_timer(1.0, self._publish_diagnostics)
 
-        self.source = source_factory(self.config)
         self._rate = RateMeter()
         self._frames_published = 0
         self._state = "starting"
@@ -169,6 +193,13 @@ class ThermalDriverNode(Node):
                 False,
                 ParameterDescriptor(description="also publish full-resolution thermal/image_raw (16UC1 cK)"),
             ).value,
+            publish_rgb=declare(
+                "publish_rgb",
+                False,
+                ParameterDescriptor(
+                    description="sim: also publish the paired camera/image_raw (rgb8, same stamp)"
+                ),
+            ).value,
             frame_id=declare(
                 "frame_id", topics.THERMAL_FRAME_ID, ParameterDescriptor(description="header frame_id")
             ).value,
@@ -180,9 +211,18 @@ class ThermalDriverNode(Node):
             changes["output_size"] = tuple(changes["output_size"])
         return replace(self.settings, **changes)
 
+    def _check_rgb_available(self, settings: PublishSettings) -> None:
+        if settings.publish_rgb and not self.source.provides_rgb:
+            raise ValueError(
+                f"publish_rgb: source {self.source.name} has no RGB camera; run the rgb_camera node "
+                "(or usb_cam) for camera/image_raw"
+            )
+
     def _validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         try:
-            self._settings_with(parameters).validate()
+            settings = self._settings_with(parameters)
+            settings.validate()
+            self._check_rgb_available(settings)
         except (ValueError, TypeError) as error:
             return SetParametersResult(successful=False, reason=str(error))
         return SetParametersResult(successful=True)
@@ -257,26 +297,21 @@ class ThermalDriverNode(Node):
         self._image_pub.publish(
             array_to_image(heatmap, topics.THERMAL_ENCODING, stamp=stamp, frame_id=settings.frame_id)
         )
-        raw_pub = self._raw_publisher(settings.publish_raw)
+        raw_pub = self._raw_pub.get(settings.publish_raw)
         if raw_pub is not None:
             raw_pub.publish(
                 array_to_image(
                     frame.centikelvin, topics.THERMAL_RAW_ENCODING, stamp=stamp, frame_id=settings.frame_id
                 )
             )
+        rgb_pub = self._rgb_pub.get(settings.publish_rgb and frame.rgb is not None)
+        if rgb_pub is not None:
+            rgb_pub.publish(
+                array_to_image(frame.rgb, topics.RGB_ENCODING, stamp=stamp, frame_id=topics.CAMERA_FRAME_ID)
+            )
         self._last_frame = frame
         self._frames_published += 1
         self._rate.tick()
-
-    def _raw_publisher(self, wanted: bool):
-        """Created on demand and destroyed when switched off: by default the raw topic does not exist."""
-        with self._raw_pub_lock:
-            if wanted and self._raw_pub is None:
-                self._raw_pub = self.create_publisher(Image, topics.THERMAL_IMAGE_RAW, self._qos)
-            elif not wanted and self._raw_pub is not None:
-                self.destroy_publisher(self._raw_pub)
-                self._raw_pub = None
-            return self._raw_pub
 
     def _run_ffc(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         run_ffc = getattr(self.source, "run_ffc", None)
@@ -305,6 +340,7 @@ class ThermalDriverNode(Node):
             "nominal_rate_hz": f"{self.source.nominal_rate_hz:.2f}",
             "output_size": "x".join(map(str, self.settings.output_size)),
             "publish_raw": str(self.settings.publish_raw).lower(),
+            "publish_rgb": str(self.settings.publish_rgb).lower(),
         }
         frame = self._last_frame
         if frame is not None and frame.ffc_state is not None:

@@ -47,6 +47,7 @@ def parse_device(device: str) -> int | str:
 
 class PureThermalSource:
     name = "purethermal"
+    provides_rgb = False
     nominal_rate_hz = 8.7
 
     def __init__(self, device: str = "0", capture_factory: Callable[[int | str], VideoCapture] = open_v4l2):

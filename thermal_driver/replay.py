@@ -34,6 +34,7 @@ class ReplaySource:
     """
 
     name = "replay"
+    provides_rgb = False
 
     def __init__(
         self,

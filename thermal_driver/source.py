@@ -23,6 +23,8 @@ class ThermalFrame:
     """One full-resolution frame in centi-Kelvin (uint16), plus what the sensor says about itself."""
 
     centikelvin: np.ndarray
+    rgb: np.ndarray | None = None
+    """The paired RGB camera frame taken at the same instant, when the source has one (sim)."""
     ffc_state: str | None = None
     fpa_temperature_k: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -33,6 +35,8 @@ class ThermalSource(Protocol):
 
     name: str
     nominal_rate_hz: float
+    provides_rgb: bool
+    """Whether frames carry a paired RGB image (the simulated rig does; real thermal sensors do not)."""
 
     def open(self) -> None: ...
 

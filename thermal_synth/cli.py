@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from thermal_synth import demo
+from thermal_synth import demo, simulate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo.add_parser(commands)
+    simulate.add_parser(commands)
     return parser
 
 

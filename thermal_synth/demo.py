@@ -90,7 +90,7 @@ def summarise(watcher: TopicWatcher) -> str:
             f"{last.encoding} {last.height}x{last.width}, frame_id '{last.header.frame_id}', "
             f"{celsius.min():.1f}..{celsius.max():.1f} degC",
             f"/{topics.THERMAL_IMAGE_RAW}: {watcher.raw_frames} messages (off unless publish_raw:=true)",
-            "latest heatmap (what leaves the driver; the warm blob is the person):",
+            "latest heatmap (all that leaves the driver: the person and any warm objects in the room):",
             render_heatmap(celsius),
         ]
     )

@@ -124,6 +124,7 @@ class LeptonSpiSource:
     """Radiometric Lepton frames in centi-Kelvin, configured over CCI and read over VoSPI."""
 
     name = "lepton_spi"
+    provides_rgb = False
     nominal_rate_hz = 8.7
 
     def __init__(
