@@ -16,7 +16,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from bench.common import machine_info, spread, tail
-from thermal_driver.sim import SimSource
+from thermal_driver.rig.rig import SimRig, sessions
 from thermal_msgs import topics
 from thermal_msgs.image import array_to_image
 from thermal_msgs.privacy import privacy_downsample
@@ -27,8 +27,7 @@ from thermal_synth.processes import node_process, spin_for, use_private_domain
 
 def per_frame_cost_us(repeats: int, frames_per_repeat: int = 500) -> dict:
     """Celsius conversion + privacy downsampling + Image building for one 120x160 Lepton frame."""
-    frame = SimSource(rate_hz=1000.0).render(0.0)
-    centikelvin = np.rint(frame * 100 + 27315).astype(np.uint16)
+    centikelvin = SimRig(sessions(1, seed=0)[0]).render(0.0).thermal_centikelvin
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()

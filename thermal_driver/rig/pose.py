@@ -82,6 +82,11 @@ def minimum_jerk(u: float) -> float:
     return u * u * u * (10.0 + u * (-15.0 + 6.0 * u))
 
 
+def _clamp(value: float, low: float, high: float) -> float:
+    """Scalar clip: an hour of gestures is drawn per session, and np.clip on floats costs ~7 us each."""
+    return min(max(value, low), high)
+
+
 class _Track:
     """Targets held between minimum-jerk transitions; evaluated by binary search in O(log n)."""
 
@@ -122,12 +127,12 @@ class MotionSchedule:
         rng = np.random.default_rng([seed, 0x5EED])
         self.base_distance_m = float(rng.uniform(0.84, 0.98))
         names = list(ARM_GESTURES)
-        weights = np.array([_ARM_GESTURE_WEIGHTS[n] for n in names])
-        weights /= weights.sum()
+        cumulative = np.cumsum([_ARM_GESTURE_WEIGHTS[n] for n in names])
+        cumulative /= cumulative[-1]
 
         def draw_arms() -> tuple[list[float], float]:
             right, left, raise_r, raise_l, wave_r, wave_l = ARM_GESTURES[
-                names[rng.choice(len(names), p=weights)]
+                names[int(np.searchsorted(cumulative, rng.random(), side="right"))]
             ]
             jitter = rng.normal(0.0, 1.0, 8) * np.array([3.0, 0.02, 5.0, 0.03] * 2)
             arms = (np.array(right + left) + jitter).tolist()
@@ -136,9 +141,9 @@ class MotionSchedule:
 
         def draw_head() -> tuple[list[float], float]:
             nod = float(rng.uniform() < 0.12)
-            yaw = float(np.clip(rng.normal(0.0, 14.0), -38.0, 38.0))
-            pitch = float(np.clip(rng.normal(2.0, 6.0), -12.0, 16.0))
-            roll = float(np.clip(rng.normal(0.0, 4.0), -12.0, 12.0))
+            yaw = _clamp(float(rng.normal(0.0, 14.0)), -38.0, 38.0)
+            pitch = _clamp(float(rng.normal(2.0, 6.0)), -12.0, 16.0)
+            roll = _clamp(float(rng.normal(0.0, 4.0)), -12.0, 12.0)
             return [yaw * (1 - nod), pitch, roll, nod], 0.6 if nod else 1.0
 
         def draw_position() -> tuple[list[float], float]:
@@ -146,7 +151,7 @@ class MotionSchedule:
                 rng.uniform(-0.07, 0.07),
                 rng.uniform(-0.02, 0.03),
                 self.base_distance_m * rng.uniform(0.93, 1.1),
-                float(np.clip(rng.normal(0.0, 4.0), -10.0, 10.0)),
+                _clamp(float(rng.normal(0.0, 4.0)), -10.0, 10.0),
             ], 1.0
 
         self._arms = _Track.generate(rng, (2.5, 9.0), (0.6, 1.3), draw_arms)

@@ -107,15 +107,18 @@ def _pattern_texture(
     """(2H, 2W) bits: the pattern's second colour (torso and sleeve phases) and fold creases, in
     torso-pinned pixel space."""
     height, width = shape[0] * 2, shape[1] * 2
-    v, u = np.mgrid[0:height, 0:width]
     period = max(4.0, (0.035 if outfit.pattern == "stripes" else 0.024) * px_per_m)
 
+    def bands(length: int, phase: float) -> np.ndarray:
+        return ((np.arange(length) + phase) % period) < period * 0.45
+
     def pattern(phase: float) -> np.ndarray:
-        rows = ((v + phase) % period) < period * 0.45
+        # Stripes and checks are separable: 1-D bands broadcast to the texture, not a 2-D modulo.
+        rows = np.broadcast_to(bands(height, phase)[:, None], (height, width))
         if outfit.pattern == "stripes":
             return rows
         if outfit.pattern == "checks":
-            return rows ^ (((u + phase) % period) < period * 0.45)
+            return rows ^ bands(width, phase)[None, :]
         return np.zeros((height, width), bool)
 
     folds = cv2.resize(
