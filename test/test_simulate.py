@@ -358,6 +358,8 @@ BAD_ARGUMENTS = [
     (["--pairs", "8", "--split-by", "room"], "--split-by"),
     (["--pairs", "8", "--seed", "1.5"], "--seed"),
     (["--pairs", "8", "--test-fraction", "1"], "--test-fraction"),
+    (["--pairs", "8", "--rgb-size", "0x320"], "--rgb-size"),
+    (["--pairs", "8", "--rgb-size", "big"], "--rgb-size"),
 ]
 
 
@@ -432,3 +434,12 @@ def test_cli_renders_a_preview(tmp_path):
         p.name for p in (tmp_path / "ds").iterdir()
     }
     assert ShardReader(tmp_path / "ds").counts["train"] > 0
+
+
+def test_raw_rgb_size_is_configurable_and_recorded(tmp_path):
+    result = thermal_synth("sim", "--pairs", "4", "--rgb-size", "120x160", "--out", str(tmp_path / "ds"))
+    assert result.returncode == 0, result.stderr
+    reader = ShardReader(tmp_path / "ds")
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert manifest["provenance"]["rig_config"]["rgb_shape"] == [120, 160]
+    assert reader.load_split("train")["rgb"].shape[1:] == (96, 128, 3)

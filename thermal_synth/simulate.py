@@ -315,6 +315,13 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("--shard-size", type=_positive_int, default=512, help="samples per shard file")
     parser.add_argument(
+        "--rgb-size",
+        type=_image_size,
+        default=RigConfig().rgb_shape,
+        metavar="HxW",
+        help="raw RGB camera size before alignment to 96x128 (default 240x320)",
+    )
+    parser.add_argument(
         "--report", action="store_true", help="also write contact_sheet.png and realism.json into --out"
     )
     parser.set_defaults(run=run)
@@ -351,6 +358,14 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
 
 
+def _image_size(text: str) -> tuple[int, int]:
+    height, _, width = text.lower().partition("x")
+    size = (_integer(height), _integer(width))
+    if min(size) < 16:
+        raise argparse.ArgumentTypeError(f"must be HxW with both sides >= 16, got {text!r}")
+    return size
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -371,6 +386,7 @@ def run(args: argparse.Namespace) -> int:
             test_fraction=args.test_fraction,
             frames_per_session=args.frames_per_session,
             shard_size=args.shard_size,
+            rig=RigConfig(rgb_shape=args.rgb_size),
         )
         check_output_dir(args.out)
     except InvalidRequest as exc:
