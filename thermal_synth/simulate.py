@@ -14,7 +14,6 @@ end, so an error or Ctrl-C never leaves a half-written dataset behind.
 from __future__ import annotations
 
 import argparse
-import itertools
 import math
 import os
 import shutil
@@ -27,6 +26,7 @@ from typing import Any, NoReturn
 import numpy as np
 from tqdm import tqdm
 
+from thermal_driver.rig.pose import POSE_KEYS
 from thermal_driver.rig.rig import IDENTITIES, SCENES, SimRig, outfits_of, sessions
 from thermal_driver.rig.types import RigConfig, Session, SimPair
 from thermal_synth.preprocess import align_mask, align_rgb
@@ -170,13 +170,8 @@ def render_pairs(plan: SplitPlan, config: SimConfig) -> Iterator[tuple[int, SimP
             yield index, rig.render(float(t))
 
 
-def to_sample(session_index: int, pair: SimPair, pose_names: tuple[str, ...]) -> Sample:
+def to_sample(session_index: int, pair: SimPair) -> Sample:
     """A rendered pair as the shard writer stores it: RGB and its mask aligned to the thermal view."""
-    if tuple(pair.pose) != pose_names:
-        raise RuntimeError(
-            f"{pair.session.name} at t={pair.time_s:.3f} s has pose keys {list(pair.pose)}, "
-            f"the dataset started with {list(pose_names)}"
-        )
     return Sample(
         session=session_index,
         time_s=pair.time_s,
@@ -185,7 +180,7 @@ def to_sample(session_index: int, pair: SimPair, pose_names: tuple[str, ...]) ->
         person_mask=align_mask(pair.person_mask_rgb, pair.rgb_to_thermal),
         person_mask_thermal=pair.person_mask_thermal,
         heat_source_mask=pair.heat_source_mask,
-        pose=np.asarray([pair.pose[name] for name in pose_names], dtype=np.float32) if pose_names else None,
+        pose=np.asarray([pair.pose[name] for name in POSE_KEYS], dtype=np.float32),
     )
 
 
@@ -226,24 +221,20 @@ def generate(
 
 
 def _write_dataset(plan: SplitPlan, config: SimConfig, directory: Path, progress: bool) -> dict[str, Any]:
-    pairs = render_pairs(plan, config)
-    first = next(pairs)
-    pose_names = tuple(first[1].pose)
-    ground_truth = GROUND_TRUTH_FIELDS if pose_names else tuple(n for n in GROUND_TRUTH_FIELDS if n != "pose")
     records = [_session_record(p) for p in plan.sessions]
     writer = ShardWriter(
         directory,
         records,
         recipe=config.recipe,
-        ground_truth=ground_truth,
-        pose_names=pose_names,
+        ground_truth=GROUND_TRUTH_FIELDS,
+        pose_names=POSE_KEYS,
         shard_size=config.shard_size,
         creator=_creator(),
         provenance=_provenance(plan, config),
     )
     with tqdm(total=config.pairs, unit="pair", desc="sim", disable=not progress) as bar:
-        for index, pair in itertools.chain([first], pairs):
-            writer.add(to_sample(index, pair, pose_names))
+        for index, pair in render_pairs(plan, config):
+            writer.add(to_sample(index, pair))
             bar.update()
     return writer.close()
 

@@ -16,8 +16,8 @@ from thermal_driver.rig.backdrop import ThermalBackdrop
 from thermal_driver.rig.body import FABRIC_PARTS, Part
 from thermal_driver.rig.people import Identity, Outfit
 from thermal_driver.rig.scenes import Scene
+from thermal_msgs.units import ZERO_CELSIUS_CK
 
-ZERO_CELSIUS_CK = 27315.0
 SKIN_RANGE_C = (33.0, 35.5)
 STILL_AIR_CLO = 0.4
 """Thermal resistance of the air film and radiation at a clothed surface, in clo."""
