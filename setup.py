@@ -23,6 +23,7 @@ setup(
     install_requires=[
         "numpy>=1.24",
         "opencv-python-headless>=4.8",
+        "safetensors>=0.4",
         "pyyaml>=6",
         "rosbags>=0.11.9,<0.12",
         "smbus2>=0.4",

@@ -93,3 +93,19 @@ def stop(process: subprocess.Popen, timeout_s: float = 10.0) -> tuple[int, str, 
         process.send_signal(2)
     stdout, stderr = process.communicate(timeout=timeout_s)
     return process.returncode, stdout, stderr
+
+
+@pytest.fixture(scope="session")
+def sim_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated dataset (train/test/heldout), shared read-only by the whole session."""
+    from model_fixtures import make_sim_dataset
+
+    return make_sim_dataset(tmp_path_factory.mktemp("data") / "sim")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(sim_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A really trained (if only briefly) tiny model directory; read-only, copy it to change it."""
+    from model_fixtures import make_tiny_model
+
+    return make_tiny_model(sim_dataset, tmp_path_factory.mktemp("model") / "tiny")

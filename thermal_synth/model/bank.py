@@ -1,0 +1,253 @@
+"""The latent bank: named appearances (`name -> z`) a user picks from during a call.
+
+Stored as `bank.json` beside the weights, so `thermal-synth codes` can add, rename or remove an
+appearance without touching the weights, and a running node can reload it. Each code keeps a
+small thumbnail of the photo it came from, because "outfit-3" means nothing to a human.
+The file is untrusted input: sizes, types and values are checked before anything is used.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+FORMAT_NAME = "thermal_synth.latent_bank"
+FORMAT_VERSION = 1
+MAX_BANK_BYTES = 16 << 20
+MAX_CODES = 1024
+MAX_THUMBNAIL_BYTES = 64 << 10
+THUMBNAIL_SHAPE = (48, 64)
+"""(rows, cols): half the model image size of the default config, enough to recognise an outfit."""
+MAX_THUMBNAIL_SIDE = 256
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+NAME_RULE = "1-64 characters from letters, digits, '_', '.', '-', starting with a letter or digit"
+
+
+class LatentBankError(ValueError):
+    """A bank file or request that cannot be used; the message says which entry and why."""
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise LatentBankError(f"invalid code name {name!r}: use {NAME_RULE}")
+    return name
+
+
+@dataclass(frozen=True)
+class LatentCode:
+    name: str
+    z: np.ndarray
+    """(z_dim,) float32."""
+    thumbnail: np.ndarray | None = None
+    """(rows, cols, 3) uint8 RGB, or None when the code has no source photo."""
+    source: str = ""
+    """Where the code came from, for humans: a photo's file name, a training session."""
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        z = np.asarray(self.z, dtype=np.float32)
+        if z.ndim != 1 or not np.all(np.isfinite(z)):
+            raise LatentBankError(f"code {self.name!r}: z must be a finite 1-D vector")
+        object.__setattr__(self, "z", z)
+        if self.thumbnail is not None:
+            thumb = self.thumbnail
+            if thumb.dtype != np.uint8 or thumb.ndim != 3 or thumb.shape[2] != 3:
+                raise LatentBankError(f"code {self.name!r}: thumbnail must be (rows, cols, 3) uint8")
+
+
+class LatentBank:
+    """An ordered set of named codes of one z dimension."""
+
+    def __init__(self, z_dim: int, codes: Mapping[str, LatentCode] | None = None) -> None:
+        self.z_dim = z_dim
+        self._codes: dict[str, LatentCode] = {}
+        for code in (codes or {}).values():
+            self.add(code)
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def __iter__(self) -> Iterator[LatentCode]:
+        return iter(self._codes.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._codes
+
+    def names(self) -> list[str]:
+        return list(self._codes)
+
+    def get(self, name: str) -> LatentCode:
+        try:
+            return self._codes[name]
+        except KeyError:
+            raise LatentBankError(f"no code named {name!r}; available: {self.describe_names()}") from None
+
+    def describe_names(self) -> str:
+        return ", ".join(self._codes) if self._codes else "(the bank is empty)"
+
+    def add(self, code: LatentCode, *, replace: bool = False) -> None:
+        if code.z.shape != (self.z_dim,):
+            raise LatentBankError(
+                f"code {code.name!r} has {code.z.shape[0]} dimensions, the model uses {self.z_dim}"
+            )
+        if code.name in self._codes and not replace:
+            raise LatentBankError(
+                f"a code named {code.name!r} already exists (remove it first, or --replace)"
+            )
+        if code.name not in self._codes and len(self._codes) >= MAX_CODES:
+            raise LatentBankError(f"the bank already holds the maximum of {MAX_CODES} codes")
+        self._codes[code.name] = code
+
+    def remove(self, name: str) -> LatentCode:
+        code = self.get(name)
+        del self._codes[name]
+        return code
+
+    def rename(self, old: str, new: str) -> None:
+        code = self.get(old)
+        check_name(new)
+        if new in self._codes:
+            raise LatentBankError(f"a code named {new!r} already exists")
+        self._codes = {
+            (new if name == old else name): (
+                LatentCode(new, code.z, code.thumbnail, code.source) if name == old else entry
+            )
+            for name, entry in self._codes.items()
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "z_dim": self.z_dim,
+            "codes": [
+                {
+                    "name": code.name,
+                    "z": [float(v) for v in code.z],
+                    "source": code.source,
+                    "thumbnail_png": None if code.thumbnail is None else _encode_png(code.thumbnail),
+                }
+                for code in self
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, z_dim: int, where: str = "bank") -> LatentBank:
+        if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise LatentBankError(f"{where}: format is {found!r}, expected {FORMAT_NAME!r}")
+        if data.get("version") != FORMAT_VERSION:
+            raise LatentBankError(
+                f"{where}: version {data.get('version')!r} unsupported (known: {FORMAT_VERSION})"
+            )
+        if data.get("z_dim") != z_dim:
+            raise LatentBankError(
+                f"{where}: codes have {data.get('z_dim')!r} dimensions, the model uses {z_dim}"
+            )
+        entries = data.get("codes")
+        if not isinstance(entries, list) or len(entries) > MAX_CODES:
+            raise LatentBankError(f"{where}: 'codes' must be a list of at most {MAX_CODES} entries")
+        bank = cls(z_dim)
+        for index, entry in enumerate(entries):
+            bank.add(_code_from_json(entry, z_dim, f"{where}: code #{index}"))
+        return bank
+
+    def save(self, path: Path) -> None:
+        """Atomic: a crash (or a node reloading at that moment) sees the old bank or the new one."""
+        write_text_atomic(Path(path), json.dumps(self.to_json(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path, z_dim: int) -> LatentBank:
+        path = Path(path)
+        try:
+            size = path.stat().st_size
+            if size > MAX_BANK_BYTES:
+                raise LatentBankError(f"{path}: {size} bytes, more than the {MAX_BANK_BYTES} a bank may hold")
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise LatentBankError(f"{path}: missing") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise LatentBankError(f"{path}: not valid JSON ({error})") from None
+        return cls.from_json(data, z_dim, str(path))
+
+
+def make_thumbnail(rgb: np.ndarray) -> np.ndarray:
+    """Any (rows, cols, 3) uint8 RGB image -> THUMBNAIL_SHAPE, pixel-averaged."""
+    rows, cols = THUMBNAIL_SHAPE
+    return cv2.resize(rgb, (cols, rows), interpolation=cv2.INTER_AREA)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(handle.name, path)
+
+
+def _code_from_json(entry: Any, z_dim: int, where: str) -> LatentCode:
+    if not isinstance(entry, dict):
+        raise LatentBankError(f"{where}: must be an object")
+    z = entry.get("z")
+    if (
+        not isinstance(z, list)
+        or len(z) != z_dim
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in z)
+    ):
+        raise LatentBankError(f"{where}: 'z' must be a list of {z_dim} finite numbers")
+    source = entry.get("source", "")
+    if not isinstance(source, str):
+        raise LatentBankError(f"{where}: 'source' must be a string")
+    thumbnail = entry.get("thumbnail_png")
+    try:
+        return LatentCode(
+            check_name(entry.get("name")),
+            np.asarray(z, dtype=np.float32),
+            None if thumbnail is None else _decode_png(thumbnail),
+            source,
+        )
+    except LatentBankError as error:
+        raise LatentBankError(f"{where}: {error}") from None
+
+
+def _encode_png(rgb: np.ndarray) -> str:
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise LatentBankError("could not encode a thumbnail as PNG")
+    return base64.b64encode(png.tobytes()).decode("ascii")
+
+
+def _decode_png(text: Any) -> np.ndarray:
+    if not isinstance(text, str) or len(text) > MAX_THUMBNAIL_BYTES * 4 // 3 + 4:
+        raise LatentBankError(
+            f"'thumbnail_png' must be base64 PNG text of at most {MAX_THUMBNAIL_BYTES} bytes"
+        )
+    try:
+        png = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise LatentBankError("'thumbnail_png' is not valid base64") from None
+    if not png.startswith(b"\x89PNG\r\n\x1a\n") or png[12:16] != b"IHDR":
+        raise LatentBankError("'thumbnail_png' is not a PNG image")
+    # Read the declared size before decoding, so a tiny file cannot inflate to gigabytes.
+    cols, rows = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    if rows > MAX_THUMBNAIL_SIDE or cols > MAX_THUMBNAIL_SIDE:
+        raise LatentBankError(
+            f"'thumbnail_png' is {cols}x{rows}, larger than {MAX_THUMBNAIL_SIDE} pixels a side"
+        )
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise LatentBankError("'thumbnail_png' is not a readable PNG image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

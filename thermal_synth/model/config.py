@@ -1,0 +1,147 @@
+"""Model sizes: one dataclass fixes every shape, so a model file's JSON rebuilds the exact network.
+
+The widths are the only thing that separates the reference design from one that runs in real
+time on a laptop CPU; the block structure is the same for every config (see docs/model.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+MAX_HEATMAP_CELLS = 24 * 32
+"""Matches the driver's largest privacy grid: anything bigger is not a privacy-safe heatmap."""
+MAX_CHANNELS = 1024
+MAX_Z_DIM = 1024
+
+
+class ModelConfigError(ValueError):
+    """A config that cannot describe one of our networks; the message names the field."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shapes of the generator, discriminator and inversion encoder.
+
+    `generator_channels` has one entry per resolution of the main branch: the first is the width
+    of the dense projection at the heatmap grid, each following one the width after one x2
+    up-block, so its length is log2(upsampling) + 1. The discriminator has one down-block per x2
+    and the encoder one more, as in the reference design.
+    """
+
+    heatmap_size: tuple[int, int] = (12, 16)
+    upsampling: int = 8
+    z_dim: int = 128
+    thermal_channels: int = 64
+    generator_channels: tuple[int, ...] = (512, 512, 256, 128)
+    discriminator_channels: tuple[int, ...] = (128, 256, 512)
+    encoder_channels: tuple[int, ...] = (64, 128, 256, 512)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heatmap_size", _int_tuple("heatmap_size", self.heatmap_size))
+        for name in ("generator_channels", "discriminator_channels", "encoder_channels"):
+            object.__setattr__(self, name, _int_tuple(name, getattr(self, name)))
+        rows, cols = self.heatmap_size
+        if len(self.heatmap_size) != 2 or rows < 2 or cols < 2 or rows * cols > MAX_HEATMAP_CELLS:
+            raise ModelConfigError(
+                f"heatmap_size must be (rows, cols), each >= 2 and at most {MAX_HEATMAP_CELLS} cells; "
+                f"got {self.heatmap_size}"
+            )
+        if (
+            not isinstance(self.upsampling, int)
+            or self.upsampling < 2
+            or self.upsampling & (self.upsampling - 1)
+        ):
+            raise ModelConfigError(f"upsampling must be a power of two >= 2, got {self.upsampling!r}")
+        if not isinstance(self.z_dim, int) or not 1 <= self.z_dim <= MAX_Z_DIM:
+            raise ModelConfigError(f"z_dim must be an integer in 1..{MAX_Z_DIM}, got {self.z_dim!r}")
+        _check_width("thermal_channels", self.thermal_channels)
+        stages = self.up_stages
+        for name, expected in (
+            ("generator_channels", stages + 1),
+            ("discriminator_channels", stages),
+            ("encoder_channels", stages + 1),
+        ):
+            widths = getattr(self, name)
+            if len(widths) != expected:
+                raise ModelConfigError(
+                    f"{name} needs {expected} entries for upsampling {self.upsampling}, got {len(widths)}"
+                )
+            for width in widths:
+                _check_width(name, width)
+
+    @property
+    def up_stages(self) -> int:
+        return int(math.log2(self.upsampling))
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        rows, cols = self.heatmap_size
+        return rows * self.upsampling, cols * self.upsampling
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelConfig:
+        if not isinstance(data, Mapping):
+            raise ModelConfigError(f"model config must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ModelConfigError(f"unknown model config fields {sorted(unknown)}; known: {sorted(known)}")
+        missing = known - set(data)
+        if missing:
+            raise ModelConfigError(f"model config lacks {sorted(missing)}")
+        try:
+            return cls(**data)
+        except TypeError as error:
+            raise ModelConfigError(f"model config: {error}") from None
+
+    def with_heatmap_size(self, heatmap_size: tuple[int, int]) -> ModelConfig:
+        return replace(self, heatmap_size=heatmap_size)
+
+
+def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise ModelConfigError(f"{name} must be a list of integers, got {value!r}")
+    return tuple(value)
+
+
+def _check_width(name: str, width: Any) -> None:
+    if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= MAX_CHANNELS:
+        raise ModelConfigError(f"{name}: channel widths must be integers in 1..{MAX_CHANNELS}, got {width!r}")
+
+
+NAMED_CONFIGS: dict[str, ModelConfig] = {
+    "paper": ModelConfig(),
+    "base": ModelConfig(
+        thermal_channels=32,
+        generator_channels=(256, 192, 96, 48),
+        discriminator_channels=(64, 128, 256),
+        encoder_channels=(32, 64, 128, 256),
+    ),
+    "fast": ModelConfig(
+        thermal_channels=16,
+        generator_channels=(128, 96, 48, 24),
+        discriminator_channels=(48, 96, 192),
+        encoder_channels=(24, 48, 96, 192),
+    ),
+}
+"""`paper` keeps the reference widths; `base` and `fast` are sized by bench/bench_synth.py."""
+
+
+def named_config(name: str, heatmap_size: tuple[int, int] | None = None) -> ModelConfig:
+    try:
+        config = NAMED_CONFIGS[name]
+    except KeyError:
+        raise ModelConfigError(
+            f"unknown model config {name!r}; choose from {sorted(NAMED_CONFIGS)}"
+        ) from None
+    return config if heatmap_size is None else config.with_heatmap_size(heatmap_size)

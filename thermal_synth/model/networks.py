@@ -1,0 +1,220 @@
+"""SPADE-SR: the generator G(z, h), the discriminator D(x) -> (realness, h_hat), the encoder I(x) -> z.
+
+Written from the facts in the project's spade-sr notes; deviations from the reference design are
+listed in docs/model.md. Every network takes and returns NCHW tensors in [-1, 1].
+
+The generator is split where a video call needs it split: `project(z)` is the only part that
+depends on the appearance, so the inference engine runs it once per latent code, while
+`thermal_features(h)` and `paint(x0, features)` run for every frame. Because the projection has
+no bias, a blend of two codes' projections is exactly the projection of the blended code.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional
+
+from thermal_synth.model.config import ModelConfig
+
+THERMAL_SLOPE = 0.01
+"""LeakyReLU slope of the thermal branch, as in the reference."""
+SLOPE = 0.2
+"""LeakyReLU slope everywhere else (the notes leave it open; 0.2 is the usual GAN choice)."""
+
+
+def _conv3(in_channels: int, out_channels: int, bias: bool = True) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias)
+
+
+def _up(x: Tensor, scale: int) -> Tensor:
+    return x if scale == 1 else functional.interpolate(x, scale_factor=scale, mode="nearest")
+
+
+class ThermalUpBlock(nn.Module):
+    """Residual block of the self-resampling thermal branch: no normalisation, nearest upsampling."""
+
+    def __init__(self, in_channels: int, out_channels: int, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+        self.skip = nn.Conv2d(in_channels, out_channels, 1)
+        self.conv1 = _conv3(in_channels, out_channels)
+        self.conv2 = _conv3(out_channels, out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        skip = self.skip(_up(x, self.scale))
+        y = self.conv1(_up(functional.leaky_relu(x, THERMAL_SLOPE), self.scale))
+        y = self.conv2(functional.leaky_relu(y, THERMAL_SLOPE))
+        return y + skip
+
+
+class SpadeSR(nn.Module):
+    """Parameter-free BatchNorm, then x * (1 + gamma(t)) + beta(t) from same-size thermal features.
+
+    gamma and beta are one 3x3 conv each in the reference; here they are the two halves of one
+    conv with twice the outputs, which is the same function with one kernel launch instead of two.
+    """
+
+    def __init__(self, channels: int, thermal_channels: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.modulation = _conv3(thermal_channels, 2 * channels)
+
+    def forward(self, x: Tensor, thermal: Tensor) -> Tensor:
+        gamma, beta = self.modulation(functional.leaky_relu(thermal, SLOPE)).chunk(2, dim=1)
+        return torch.addcmul(beta, self.norm(x), 1 + gamma)
+
+
+class SpadeUpBlock(nn.Module):
+    """Main-branch residual x2 up-block modulated by the thermal features before and after the up."""
+
+    def __init__(self, in_channels: int, out_channels: int, thermal_channels: int) -> None:
+        super().__init__()
+        self.skip = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.norm1 = SpadeSR(in_channels, thermal_channels)
+        self.conv1 = _conv3(in_channels, out_channels)
+        self.norm2 = SpadeSR(out_channels, thermal_channels)
+        self.conv2 = _conv3(out_channels, out_channels)
+
+    def forward(self, x: Tensor, thermal_in: Tensor, thermal_out: Tensor) -> Tensor:
+        skip = self.skip(_up(x, 2))
+        y = functional.leaky_relu(self.norm1(x, thermal_in), SLOPE)
+        y = self.conv1(_up(y, 2))
+        y = functional.leaky_relu(self.norm2(y, thermal_out), SLOPE)
+        return self.conv2(y) + skip
+
+
+class Generator(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        widths = config.generator_channels
+        thermal = config.thermal_channels
+        rows, cols = config.heatmap_size
+        self.thermal_blocks = nn.ModuleList(
+            [ThermalUpBlock(1, thermal, 1)] + [ThermalUpBlock(thermal, thermal, 2) for _ in widths[1:]]
+        )
+        self.projection = nn.Linear(config.z_dim, widths[0] * rows * cols, bias=False)
+        self.up_blocks = nn.ModuleList(
+            SpadeUpBlock(w_in, w_out, thermal) for w_in, w_out in itertools.pairwise(widths)
+        )
+        self.out_norm = SpadeSR(widths[-1], thermal)
+        self.to_rgb = _conv3(widths[-1], 3)
+
+    def project(self, z: Tensor) -> Tensor:
+        """(N, z_dim) -> (N, C0, rows, cols): everything that depends on the appearance alone."""
+        rows, cols = self.config.heatmap_size
+        return self.projection(z).view(z.shape[0], self.config.generator_channels[0], rows, cols)
+
+    def thermal_features(self, heatmap: Tensor) -> list[Tensor]:
+        """(N, 1, rows, cols) -> features at 1x, 2x, 4x, ... the heatmap grid."""
+        features = []
+        x = heatmap
+        for block in self.thermal_blocks:
+            x = block(x)
+            features.append(x)
+        return features
+
+    def paint(self, projected: Tensor, features: list[Tensor]) -> Tensor:
+        x = projected
+        for index, block in enumerate(self.up_blocks):
+            x = block(x, features[index], features[index + 1])
+        x = functional.leaky_relu(self.out_norm(x, features[-1]), SLOPE)
+        return torch.tanh(self.to_rgb(x))
+
+    def forward(self, z: Tensor, heatmap: Tensor) -> Tensor:
+        return self.paint(self.project(z), self.thermal_features(heatmap))
+
+
+class DownBlock(nn.Module):
+    """Residual block with optional x2 average-pool down-sampling and optional BatchNorm."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, *, down: bool, batch_norm: bool, first: bool = False
+    ) -> None:
+        super().__init__()
+        self.down = down
+        self.first = first
+        self.skip = nn.Conv2d(in_channels, out_channels, 1)
+        self.norm1 = nn.BatchNorm2d(in_channels) if batch_norm and not first else nn.Identity()
+        self.conv1 = _conv3(in_channels, out_channels)
+        self.norm2 = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        self.conv2 = _conv3(out_channels, out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        skip = self.skip(x)
+        # The image itself is the first block's input: activating raw pixels would clip them.
+        y = x if self.first else functional.leaky_relu(self.norm1(x), SLOPE)
+        y = self.conv1(y)
+        y = self.conv2(functional.leaky_relu(self.norm2(y), SLOPE))
+        y = y + skip
+        return functional.avg_pool2d(y, 2) if self.down else y
+
+
+class Discriminator(nn.Module):
+    """Realness score plus the heatmap read back from the image (AC-GAN style)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        widths = config.discriminator_channels
+        rows, cols = config.heatmap_size
+        self.blocks = nn.Sequential(
+            *(
+                DownBlock(w_in, w_out, down=True, batch_norm=False, first=index == 0)
+                for index, (w_in, w_out) in enumerate(zip((3, *widths), widths, strict=False))
+            )
+        )
+        self.realness = nn.Linear(widths[-1] * rows * cols, 1)
+        self.heatmap_block = DownBlock(widths[-1], widths[-1], down=False, batch_norm=False)
+        self.to_heatmap = _conv3(widths[-1], 1)
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        """(N, 3, H, W) -> realness (N,) and heatmap (N, 1, rows, cols) in [-1, 1]."""
+        features = self.blocks(image)
+        score = self.realness(functional.leaky_relu(features, SLOPE).flatten(1)).squeeze(1)
+        heatmap = self.to_heatmap(functional.leaky_relu(self.heatmap_block(features), SLOPE))
+        return score, torch.tanh(heatmap)
+
+
+class InversionEncoder(nn.Module):
+    """Photo -> latent code, so a user's own photos become appearances in the latent bank.
+
+    The reference halves the image once per block (four times). The last block here halves only
+    when the heatmap grid is even, so 12x16 models match the reference (6x8 at the end) while 5x8
+    models, whose 40x64 images do not divide by 16, still build.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        widths = config.encoder_channels
+        rows, cols = config.heatmap_size
+        last_down = rows % 2 == 0 and cols % 2 == 0
+        blocks = []
+        for index, (w_in, w_out) in enumerate(zip((3, *widths), widths, strict=False)):
+            down = index < config.up_stages or last_down
+            blocks.append(DownBlock(w_in, w_out, down=down, batch_norm=True, first=index == 0))
+        self.blocks = nn.Sequential(*blocks)
+        self.out_norm = nn.BatchNorm2d(widths[-1])
+        cells = (rows // 2) * (cols // 2) if last_down else rows * cols
+        self.to_code = nn.Linear(widths[-1] * cells, config.z_dim, bias=False)
+        # No affine: codes keep the N(0, I) statistics of the generator's prior.
+        self.code_norm = nn.BatchNorm1d(config.z_dim, affine=False)
+
+    def forward(self, image: Tensor) -> Tensor:
+        features = functional.leaky_relu(self.out_norm(self.blocks(image)), SLOPE)
+        return self.code_norm(self.to_code(features.flatten(1)))
+
+
+class SpadeSRModel(nn.Module):
+    """The three networks of one model, under the state-dict prefixes the model file uses."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.generator = Generator(config)
+        self.discriminator = Discriminator(config)
+        self.encoder = InversionEncoder(config)
