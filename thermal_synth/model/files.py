@@ -36,6 +36,13 @@ WEIGHTS_FILE = "weights.safetensors"
 BANK_FILE = "bank.json"
 MAX_MODEL_JSON_BYTES = 1 << 20
 _HASH_CHUNK_BYTES = 1 << 20
+PACKAGED_MODELS = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_MODEL = PACKAGED_MODELS / "default"
+"""Where the package's trained default model lives once one ships (see the README's Models section)."""
+HOW_TO_GET_A_MODEL = (
+    "train one with `thermal-synth train --data DIR --out MODEL_DIR` on a dataset from "
+    "`thermal-synth sim` or `thermal-synth dataset build`, then pass its directory"
+)
 
 
 class ModelFileError(ValueError):
@@ -131,6 +138,26 @@ def save_model(directory: Path, bundle: ModelBundle) -> Path:
         raise
     bundle.directory = directory
     return directory
+
+
+def resolve_model(path: str | Path | None) -> Path:
+    """A model directory from a user's setting: empty means the packaged default model."""
+    if path:
+        return Path(path).expanduser()
+    if (DEFAULT_MODEL / MODEL_JSON).is_file():
+        return DEFAULT_MODEL
+    raise ModelFileError(f"no model given and this installation ships no default model; {HOW_TO_GET_A_MODEL}")
+
+
+def load_trained_model(path: str | Path | None) -> ModelBundle:
+    """Loads a model for synthesis, refusing weights that no training run produced."""
+    bundle = load_model(resolve_model(path))
+    if not bundle.training.trained:
+        raise ModelFileError(
+            f"{bundle.directory}: these weights were never trained (0 GAN steps), so they would paint "
+            f"noise; {HOW_TO_GET_A_MODEL}"
+        )
+    return bundle
 
 
 def read_description(directory: Path) -> dict[str, Any]:
