@@ -18,10 +18,10 @@ import math
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -29,6 +29,15 @@ from tqdm import tqdm
 from thermal_driver.rig.pose import POSE_KEYS
 from thermal_driver.rig.rig import IDENTITIES, SCENES, SimRig, outfits_of, sessions
 from thermal_driver.rig.types import RigConfig, Session, SimPair
+from thermal_synth.cli_args import (
+    EXIT_INTERRUPTED,
+    fraction,
+    image_size,
+    non_negative_int,
+    one_line_error,
+    positive_int,
+    use_one_line_errors,
+)
 from thermal_synth.preprocess import align_mask, align_rgb
 from thermal_synth.shards import GROUND_TRUTH_FIELDS, HeatmapRecipe, Sample, SessionRecord, ShardWriter
 
@@ -37,8 +46,6 @@ DEFAULT_FRAME_STRIDE = 3
 """Keep every 3rd frame of the 8.7 Hz clock (0.345 s apart): consecutive samples then differ in
 pose instead of being near-copies that would inflate the dataset without adding information."""
 DEFAULT_HELDOUT_IDENTITIES = 2
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 class InvalidRequest(ValueError):
@@ -287,11 +294,13 @@ def add_parser(commands) -> None:
         help="render a simulated thermal/RGB training set into shards",
         description="Render a paired thermal/RGB training set from the simulated rig into shards.",
     )
-    parser.add_argument("--pairs", type=_positive_int, required=True, help="how many pairs to render")
+    parser.add_argument("--pairs", type=positive_int, required=True, help="how many pairs to render")
     parser.add_argument(
         "--out", type=Path, required=True, help="dataset directory (must not exist or be empty)"
     )
-    parser.add_argument("--seed", type=_seed, default=0, help="everything follows from it (default 0)")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="everything follows from it (default 0)"
+    )
     parser.add_argument(
         "--split-by",
         choices=SPLIT_BY,
@@ -299,15 +308,15 @@ def add_parser(commands) -> None:
         help="what the test split holds out (default session)",
     )
     parser.add_argument(
-        "--test-fraction", type=_fraction, default=0.2, help="share of the test split (default 0.2)"
+        "--test-fraction", type=fraction, default=0.2, help="share of the test split (default 0.2)"
     )
     parser.add_argument(
-        "--frames-per-session", type=_positive_int, default=48, help="at most this many frames per session"
+        "--frames-per-session", type=positive_int, default=48, help="at most this many frames per session"
     )
-    parser.add_argument("--shard-size", type=_positive_int, default=512, help="samples per shard file")
+    parser.add_argument("--shard-size", type=positive_int, default=512, help="samples per shard file")
     parser.add_argument(
         "--rgb-size",
-        type=_image_size,
+        type=image_size,
         default=RigConfig().rgb_shape,
         metavar="HxW",
         help="raw RGB camera size before alignment to 96x128 (default 240x320)",
@@ -316,59 +325,11 @@ def add_parser(commands) -> None:
         "--report", action="store_true", help="also write contact_sheet.png and realism.json into --out"
     )
     parser.set_defaults(run=run)
-    # One line a user can read beats a usage block that buries it; --help still shows the usage.
-    parser.error = _one_line_error(parser.prog)
-
-
-def _one_line_error(prog: str) -> Callable[[str], NoReturn]:
-    def error(message: str) -> NoReturn:
-        print(f"{prog}: error: {message} (see {prog} --help)", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-
-    return error
-
-
-def _positive_int(text: str) -> int:
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
-    return value
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-
-
-def _image_size(text: str) -> tuple[int, int]:
-    height, _, width = text.lower().partition("x")
-    size = (_integer(height), _integer(width))
-    if min(size) < 16:
-        raise argparse.ArgumentTypeError(f"must be HxW with both sides >= 16, got {text!r}")
-    return size
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text!r}")
-    return value
+    use_one_line_errors(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    fail = _one_line_error("thermal-synth sim")
+    fail = one_line_error("thermal-synth sim")
     try:
         config = SimConfig(
             pairs=args.pairs,

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from thermal_synth.inference import DEVICE_AUTO, select_device
 from thermal_synth.model.bank import LatentBank
 from thermal_synth.model.config import ModelConfig
 from thermal_synth.model.files import ModelBundle, save_model
@@ -24,7 +25,7 @@ class TrainingPlan:
     inversion_steps: int
     train: TrainConfig = field(default_factory=TrainConfig)
     normalisation: Normalisation = field(default_factory=Normalisation)
-    device: str = "cpu"
+    device: str = DEVICE_AUTO
 
 
 def train_model(data: Path, out: Path, plan: TrainingPlan, *, progress: bool = True) -> ModelBundle:
@@ -38,7 +39,7 @@ def train_model(data: Path, out: Path, plan: TrainingPlan, *, progress: bool = T
     pairs = load_pairs(reader, "train", preprocessing)
     if len(pairs) == 0:
         raise DatasetMismatchError(f"{data}: the train split is empty")
-    trainer = SpadeSRTrainer(plan.model, preprocessing, plan.train, plan.device)
+    trainer = SpadeSRTrainer(plan.model, preprocessing, plan.train, select_device(plan.device))
     batch_size = min(plan.train.batch_size, len(pairs))
     order = torch.Generator().manual_seed(plan.train.seed)
     phases = (

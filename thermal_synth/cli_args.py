@@ -1,0 +1,70 @@
+"""Argument types and error reporting shared by every `thermal-synth` subcommand.
+
+One line a user can read beats a usage block that buries it, so every subcommand reports bad
+input as `thermal-synth CMD: error: ...` with exit code 2; `--help` still shows the usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def one_line_error(prog: str) -> Callable[[str], NoReturn]:
+    def error(message: str) -> NoReturn:
+        print(f"{prog}: error: {message} (see {prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+    return error
+
+
+def use_one_line_errors(parser: argparse.ArgumentParser) -> None:
+    parser.error = one_line_error(parser.prog)
+
+
+def integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    value = integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
+def image_size(text: str) -> tuple[int, int]:
+    height, _, width = text.lower().partition("x")
+    size = (integer(height), integer(width))
+    if min(size) < 16:
+        raise argparse.ArgumentTypeError(f"must be HxW with both sides >= 16, got {text!r}")
+    return size
+
+
+def number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
+def fraction(text: str) -> float:
+    value = number(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text!r}")
+    return value
