@@ -40,6 +40,7 @@ setup(
     entry_points={
         "console_scripts": [
             "thermal_driver = thermal_driver.node:main",
+            "thermal_synth = thermal_synth.synth_node:main",
             "thermal-synth = thermal_synth.cli:main",
         ],
     },

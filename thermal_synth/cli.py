@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from thermal_synth import demo, simulate
+from thermal_synth import codes, demo, simulate
+from thermal_synth.training import cli as training_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo.add_parser(commands)
     simulate.add_parser(commands)
+    training_cli.add_parser(commands)
+    codes.add_parser(commands)
     return parser
 
 

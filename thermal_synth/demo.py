@@ -18,9 +18,10 @@ from sensor_msgs.msg import Image
 from thermal_msgs import topics
 from thermal_msgs.image import image_to_array
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
-from thermal_synth.processes import node_process, spin_for, use_private_domain
+from thermal_synth.processes import node_process, spin_for, spin_until, use_private_domain
 
 SHADES = " .:-=+*#%@"
+STARTUP_TIMEOUT_S = 30.0
 
 
 def add_parser(commands) -> None:
@@ -66,9 +67,12 @@ def run(args: argparse.Namespace) -> int:
     watcher = TopicWatcher()
     try:
         with node_process("thermal_driver.node", {"source": args.source}) as driver:
-            listening = f"listening on /{topics.THERMAL_IMAGE} for {args.seconds:g} s"
-            print(f"thermal_driver (source={args.source}) started; {listening}")
-            spin_for(watcher, args.seconds, driver)
+            print(f"thermal_driver (source={args.source}) starting; waiting for /{topics.THERMAL_IMAGE}")
+            # A Raspberry Pi (or a busy laptop) may need many seconds to import and open the sensor:
+            # the listening window starts with the first heatmap, not with the process.
+            if spin_until(watcher, lambda: bool(watcher.heatmaps), STARTUP_TIMEOUT_S, driver):
+                print(f"listening for {args.seconds:g} s")
+                spin_for(watcher, args.seconds, driver)
     finally:
         watcher.destroy_node()
         rclpy.try_shutdown()

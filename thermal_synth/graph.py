@@ -47,6 +47,7 @@ SOURCE_ARGUMENTS = (
     LaunchArgument("device", "spidev path, video index/path, I2C bus or replay path (empty = default)"),
 )
 DRIVER_ARGUMENTS = {"source": "source", "device": "device"}
+MODEL_ARGUMENT = LaunchArgument("model", "synthesis model directory (empty = the packaged default)")
 
 BRINGUPS = {
     bringup.name: bringup
@@ -54,8 +55,12 @@ BRINGUPS = {
         Bringup(
             name="conference",
             description="live privacy-safe thermal stream for a video call",
-            arguments=SOURCE_ARGUMENTS,
-            nodes=(NodeSpec("thermal_driver", "thermal_driver", "thermal_driver.yaml", DRIVER_ARGUMENTS),),
+            arguments=(*SOURCE_ARGUMENTS, MODEL_ARGUMENT),
+            nodes=(
+                NodeSpec("thermal_driver", "thermal_driver", "thermal_driver.yaml", DRIVER_ARGUMENTS),
+                # thermal/image -> synth/image: both nodes use the shared relative topic names.
+                NodeSpec("thermal_synth", "thermal_synth", "thermal_synth.yaml", {"model": "model"}),
+            ),
         ),
         Bringup(
             name="record",

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import rclpy
@@ -39,6 +39,14 @@ def node_process(module: str, parameters: dict[str, object]) -> Iterator[subproc
 
 def spin_for(node: Node, seconds: float, process: subprocess.Popen | None = None) -> None:
     """Spin `node` for `seconds`, stopping early if the watched process dies."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and (process is None or process.poll() is None):
+    spin_until(node, lambda: False, seconds, process)
+
+
+def spin_until(
+    node: Node, done: Callable[[], bool], timeout_s: float, process: subprocess.Popen | None = None
+) -> bool:
+    """Spin `node` until `done()`, the timeout, or the watched process's death; returns `done()`."""
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline and (process is None or process.poll() is None):
         rclpy.spin_once(node, timeout_sec=0.05)
+    return done()

@@ -1,0 +1,348 @@
+"""The thermal_synth node through real rclpy and a really trained tiny model."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import start_executable, wait_for
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from model_fixtures import copy_model
+from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.srv import SetParameters
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+
+from thermal_msgs import topics
+from thermal_msgs.image import array_to_image, image_to_array
+from thermal_msgs.qos import STREAM_PUBLISHER_QOS, STREAM_SUBSCRIBER_QOS
+from thermal_synth.inference import SynthesisEngine
+from thermal_synth.model.bank import LatentBank, LatentCode
+from thermal_synth.model.files import BANK_FILE, HOW_TO_GET_A_MODEL, TrainingRecord, load_model, save_model
+from thermal_synth.synth_node import ConfigError, Mailbox, ThermalSynthNode
+
+pytestmark = pytest.mark.ros
+
+NATIVE = (96, 128)
+
+
+def person_heatmap(warmth: float = 33.0) -> np.ndarray:
+    """A 12x16 room at 22 degC with a warm upright person, as the driver would publish it."""
+    heatmap = np.full((12, 16), 22.0, np.float32)
+    heatmap[2:11, 6:10] = warmth
+    heatmap[1:3, 7:9] = warmth + 1.0
+    return heatmap
+
+
+class Harness(Node):
+    """Plays the driver (heatmaps in) and the call client (synth/image and /diagnostics out)."""
+
+    def __init__(self, context) -> None:
+        super().__init__("synth_harness", context=context)
+        self.received: list[Image] = []
+        self.diagnostics: list[DiagnosticStatus] = []
+        self._heatmaps = self.create_publisher(Image, topics.THERMAL_IMAGE, STREAM_PUBLISHER_QOS)
+        self.create_subscription(Image, topics.SYNTH_IMAGE, self.received.append, STREAM_SUBSCRIBER_QOS)
+        self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, 10)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        self.diagnostics.extend(s for s in msg.status if "thermal_synth" in s.name)
+
+    def send(self, msg: Image) -> None:
+        self._heatmaps.publish(msg)
+
+    def answer(self, heatmap: np.ndarray, frame_id: str = topics.THERMAL_FRAME_ID) -> Image:
+        """Publishes one heatmap until the node answers that very frame (matched by its stamp).
+
+        Re-sent because the node subscribes best-effort: frames sent before discovery settles are lost.
+        """
+        msg = array_to_image(heatmap, topics.THERMAL_ENCODING, stamp=self.get_clock().now().to_msg())
+        msg.header.frame_id = frame_id
+        stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            self.send(msg)
+            resend_at = time.monotonic() + 0.5
+            while time.monotonic() < resend_at:
+                for out in reversed(self.received):
+                    if (out.header.stamp.sec, out.header.stamp.nanosec) == stamp:
+                        return out
+                time.sleep(0.005)
+        raise AssertionError(f"no synth/image answered the heatmap stamped {stamp}")
+
+    def render(self, heatmap: np.ndarray) -> np.ndarray:
+        return image_to_array(self.answer(heatmap)).copy()
+
+    def set_parameters(self, **values) -> SetParametersResult:
+        """Calls the SetParameters service exactly as `ros2 param set` does."""
+        client = self.create_client(SetParameters, "/thermal_synth/set_parameters")
+        assert client.wait_for_service(timeout_sec=10.0), "parameter service never appeared"
+        request = SetParameters.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg() for name, value in values.items()]
+        )
+        future = client.call_async(request)
+        wait_for(future.done, 10.0, "set_parameters reply")
+        (result,) = future.result().results
+        return result
+
+    def trigger(self, service: str) -> Trigger.Response:
+        client = self.create_client(Trigger, f"/thermal_synth/{service}")
+        assert client.wait_for_service(timeout_sec=10.0), f"{service} never appeared"
+        future = client.call_async(Trigger.Request())
+        wait_for(future.done, 10.0, f"{service} reply")
+        return future.result()
+
+    def last_values(self) -> dict[str, str]:
+        return {kv.key: kv.value for kv in self.diagnostics[-1].values}
+
+
+@pytest.fixture
+def harness(ros_context, spinner) -> Harness:
+    return spinner.add(Harness(ros_context))
+
+
+@pytest.fixture
+def synth(ros_context, spinner, tiny_model):
+    """Builds synthesis nodes (on the CPU, cuts between codes unless told) and stops their workers."""
+    nodes: list[ThermalSynthNode] = []
+
+    def build(model: Path = tiny_model, **parameters) -> ThermalSynthNode:
+        parameters = {"device": "cpu", "transition_s": 0.0, **parameters, "model": str(model)}
+        overrides = [Parameter(name, value=value) for name, value in parameters.items()]
+        nodes.append(ThermalSynthNode(context=ros_context, parameter_overrides=overrides))
+        return spinner.add(nodes[-1])
+
+    yield build
+    spinner.shutdown()
+    for node in nodes:
+        node.destroy_node()
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model) -> SynthesisEngine:
+    """An engine of its own, to check the node publishes exactly what the model paints."""
+    return SynthesisEngine(load_model(tiny_model), "cpu")
+
+
+def expected_image(engine: SynthesisEngine, heatmap: np.ndarray, code: str | np.ndarray) -> np.ndarray:
+    return engine.render(heatmap[None], code)[0]
+
+
+def assert_same_picture(actual: np.ndarray, expected: np.ndarray) -> None:
+    """Two engines may round a value differently on different CPU kernels, never more than one level."""
+    assert actual.shape == expected.shape
+    assert np.abs(actual.astype(int) - expected).max() <= 1
+
+
+def test_heatmap_in_rgb_out_with_the_input_stamp_and_frame_id(harness, synth, reference):
+    synth()
+    heatmap = person_heatmap()
+    out = harness.answer(heatmap, frame_id="left_thermal_optical_frame")
+    assert (out.encoding, out.height, out.width) == ("rgb8", *NATIVE)
+    assert out.header.frame_id == "left_thermal_optical_frame"
+    first_code = reference.bundle.bank.names()[0]
+    assert_same_picture(image_to_array(out), expected_image(reference, heatmap, first_code))
+
+
+def test_output_size_at_start_and_live(harness, synth):
+    synth(output_size=[192, 256])
+    assert harness.render(person_heatmap()).shape == (192, 256, 3)
+
+    assert harness.set_parameters(output_size=[480, 640]).successful
+    assert harness.render(person_heatmap()).shape == (480, 640, 3)
+    assert harness.set_parameters(output_size=[0, 0]).successful
+    assert harness.render(person_heatmap()).shape == (*NATIVE, 3)
+    assert harness.set_parameters(output_size=[48, 64]).successful
+    assert harness.set_parameters(output_size=[]).successful, "[] means the native size too"
+    assert harness.render(person_heatmap()).shape == (*NATIVE, 3)
+
+    for bad in ([0, 64], [4000, 640], [96], "480x640"):
+        result = harness.set_parameters(output_size=bad)
+        assert not result.successful, bad
+        assert "output_size" in result.reason
+    assert not harness.set_parameters(transition_s=-1.0).successful
+
+
+def test_latent_code_swap_changes_the_picture_and_unknown_codes_are_refused(harness, synth, reference):
+    synth()
+    names = reference.bundle.bank.names()
+    heatmap = person_heatmap()
+    before = harness.render(heatmap)
+
+    assert harness.set_parameters(latent_code=names[-1]).successful
+    after = harness.render(heatmap)
+    assert not np.array_equal(before, after)
+    assert_same_picture(after, expected_image(reference, heatmap, names[-1]))
+
+    refused = harness.set_parameters(latent_code="nobody")
+    assert not refused.successful
+    assert "nobody" in refused.reason
+    assert all(name in refused.reason for name in names)
+    np.testing.assert_array_equal(harness.render(heatmap), after)
+
+    assert harness.set_parameters(latent_code="").successful, "empty means the first code"
+    assert_same_picture(harness.render(heatmap), before)
+
+
+def test_a_new_code_blends_in_over_transition_s(harness, synth, reference):
+    transition_s = 1.5
+    synth(transition_s=transition_s)
+    names = reference.bundle.bank.names()
+    heatmap = person_heatmap()
+    old = harness.render(heatmap)
+
+    assert harness.set_parameters(latent_code=names[-1]).successful
+    switched = time.monotonic()
+    blended = []
+    while time.monotonic() - switched < 0.8 * transition_s:
+        blended.append(harness.render(heatmap))
+    time.sleep(max(0.0, switched + transition_s + 0.2 - time.monotonic()))
+    new = harness.render(heatmap)
+
+    assert_same_picture(new, expected_image(reference, heatmap, names[-1]))
+    assert not np.array_equal(old, new)
+    between = [f for f in blended if not np.array_equal(f, old) and not np.array_equal(f, new)]
+    assert between, f"none of {len(blended)} frames during the blend differs from both end points"
+
+
+def test_bad_frames_are_dropped_and_the_node_keeps_answering(harness, synth):
+    node = synth()
+    heatmap = person_heatmap()
+    good = harness.render(heatmap)
+    with_nan = heatmap.copy()
+    with_nan[5, 5] = np.nan
+    truncated = array_to_image(heatmap, topics.THERMAL_ENCODING)
+    truncated.data = truncated.data[:10]
+    bad_frames = [
+        (array_to_image(np.full((12, 16), 30000, np.uint16), "16UC1"), "16UC1"),
+        (array_to_image(np.full((12, 15), 22.0, np.float32), topics.THERMAL_ENCODING), "12x15"),
+        (array_to_image(with_nan, topics.THERMAL_ENCODING), "NaN"),
+        (Image(encoding=topics.THERMAL_ENCODING), "empty"),
+        (truncated, "data"),
+    ]
+    for count, (msg, problem) in enumerate(bad_frames, start=1):
+        harness.send(msg)
+        wait_for(lambda count=count: node.frames_dropped_bad == count, 5.0, f"the {problem} frame dropped")
+        assert problem in node.last_problem
+
+    np.testing.assert_array_equal(harness.render(heatmap), good)
+    finer = np.repeat(np.repeat(heatmap, 2, axis=0), 2, axis=1)
+    assert finer.shape == (24, 32)
+    np.testing.assert_array_equal(harness.render(finer), good)
+    assert node.failure is None
+
+
+def test_the_mailbox_hands_over_only_the_newest_frame_and_counts_the_rest():
+    mailbox = Mailbox()
+    frames = [Image(width=width) for width in (1, 2, 3)]
+    for frame in frames:
+        mailbox.put(frame)
+    assert mailbox.take(timeout_s=0.0) is frames[-1]
+    assert mailbox.overwritten == 2
+    assert mailbox.take(timeout_s=0.01) is None
+
+
+def test_list_codes_names_the_bank(harness, synth, reference):
+    synth()
+    listing = harness.trigger("list_codes")
+    assert listing.success
+    assert listing.message.splitlines() == reference.bundle.bank.names()
+
+
+def test_reload_bank_picks_up_new_codes_and_survives_a_broken_file(harness, synth, tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path / "model")
+    bank_path = model / BANK_FILE
+    synth(model=model)
+    heatmap = person_heatmap()
+    first = harness.render(heatmap)
+    assert not harness.set_parameters(latent_code="visitor").successful
+
+    bank = LatentBank.load(bank_path, load_model(model).config.z_dim)
+    rng = np.random.default_rng(3)
+    bank.add(LatentCode("visitor", (3.0 * rng.standard_normal(bank.z_dim)).astype(np.float32)))
+    bank.save(bank_path)
+    reloaded = harness.trigger("reload_bank")
+    assert reloaded.success, reloaded.message
+    assert "visitor" in reloaded.message
+    assert "visitor" in harness.trigger("list_codes").message.splitlines()
+    assert harness.set_parameters(latent_code="visitor").successful
+    visitor = harness.render(heatmap)
+    assert not np.array_equal(visitor, first)
+
+    bank.remove("visitor")
+    bank.save(bank_path)
+    orphaned = harness.trigger("reload_bank")
+    assert orphaned.success
+    assert "'visitor' is no longer in the bank" in orphaned.message
+    np.testing.assert_array_equal(harness.render(heatmap), visitor)
+
+    bank_path.write_text("{ not json")
+    broken = harness.trigger("reload_bank")
+    assert not broken.success
+    assert "bank.json" in broken.message
+    assert harness.trigger("list_codes").message.splitlines() == bank.names()
+
+
+def test_diagnostics_report_code_device_model_and_latency(harness, synth, tiny_model, reference):
+    synth()
+    harness.render(person_heatmap())
+    wait_for(
+        lambda: harness.diagnostics and int(harness.last_values()["frames_published"]) >= 1,
+        5.0,
+        "diagnostics after a frame",
+    )
+    status = harness.diagnostics[-1]
+    values = harness.last_values()
+    assert status.level == DiagnosticStatus.OK
+    assert status.hardware_id == "cpu"
+    assert values["latent_code"] == reference.bundle.bank.names()[0]
+    assert values["transition"] == "steady"
+    assert values["device"] == "cpu"
+    assert values["model"] == str(tiny_model)
+    assert values["output_size"] == "96x128"
+    assert 0.0 <= float(values["latency_p50_ms"]) <= float(values["latency_max_ms"]) < 10_000
+    assert values["frames_dropped_bad"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "reason"),
+    [
+        ({"latent_code": "nobody"}, "available: "),
+        ({"device": "tpu"}, "tpu"),
+        ({"output_size": [5000, 5000]}, "output_size"),
+        ({"reliability": "sometimes"}, "reliability"),
+    ],
+)
+def test_bad_startup_parameters_are_refused_with_a_reason(synth, parameters, reason):
+    with pytest.raises(ConfigError, match=reason):
+        synth(**parameters)
+
+
+def test_an_empty_bank_is_refused_at_startup(synth, tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path / "model")
+    LatentBank(load_model(model).config.z_dim).save(model / BANK_FILE)
+    with pytest.raises(ConfigError, match="bank is empty"):
+        synth(model=model)
+
+
+def untrained_copy(model: Path, destination: Path) -> Path:
+    bundle = dataclasses.replace(load_model(model), training=TrainingRecord(0, 0))
+    return save_model(destination, bundle)
+
+
+@pytest.mark.parametrize("model", ["untrained", "missing"])
+def test_executable_exits_2_saying_how_to_get_a_model(tiny_model, tmp_path, model):
+    path = untrained_copy(tiny_model, tmp_path / "untrained") if model == "untrained" else tmp_path / "nope"
+    process = start_executable("thermal_synth", "-p", f"model:={path}")
+    _, stderr = process.communicate(timeout=60.0)
+    assert process.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if "[ERROR]" in line]
+    assert len(errors) == 1, f"expected one error line, got: {stderr}"
+    assert str(path) in errors[0]
+    assert HOW_TO_GET_A_MODEL in errors[0]

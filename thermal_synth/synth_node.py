@@ -1,0 +1,466 @@
+"""The `thermal_synth` node: privacy-safe heatmaps in, a synthesised RGB person out.
+
+Synthesis can be slower than the sensor, and a video call wants the newest picture rather than
+every picture: the subscription only drops each message into a one-slot mailbox, and a worker
+thread renders whatever is newest, so a slow model skips stale frames instead of queueing them.
+The executor only serves the subscription, parameters, services and the diagnostics timer.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.logging import get_logger
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+from torch import Tensor
+
+from thermal_msgs import topics
+from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_array
+from thermal_msgs.image import ImageFormatError, array_to_image, image_to_array
+from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS, stream_publisher_qos
+from thermal_synth.inference import (
+    DEVICE_AUTO,
+    AppearanceTransition,
+    HeatmapError,
+    SynthesisEngine,
+    resize_output,
+)
+from thermal_synth.model.bank import LatentBank
+from thermal_synth.model.files import HOW_TO_GET_A_MODEL, ModelBundle, ModelFileError, load_trained_model
+
+NODE_NAME = "thermal_synth"
+MAX_OUTPUT_SIZE = (2160, 3840)
+"""4K UHD: beyond what any video-call client sends, and a bound on the per-frame resize cost."""
+NATIVE_SIZES = ((), (0, 0))
+LATENCY_WINDOW = 100
+BAD_FRAME_LOG_PERIOD_S = 5.0
+SETTINGS_PARAMETERS = ("output_size", "transition_s")
+
+
+class ConfigError(ValueError):
+    """A model or parameter the node cannot start with; main() logs it as one line and exits with 2."""
+
+
+def parse_output_size(value: Sequence[int]) -> tuple[int, int] | None:
+    """None means the model's native size, so the common case costs no resize at all."""
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise ValueError(f"output_size must be [rows, cols] or [0, 0] for the model's size, got {value!r}")
+    size = tuple(value)
+    if size in NATIVE_SIZES:
+        return None
+    if len(size) != 2 or not all(isinstance(v, int | np.integer) for v in size):
+        raise ValueError(f"output_size must be [rows, cols] or [0, 0] for the model's size, got {list(size)}")
+    rows, cols = (int(v) for v in size)
+    max_rows, max_cols = MAX_OUTPUT_SIZE
+    if not (1 <= rows <= max_rows and 1 <= cols <= max_cols):
+        raise ValueError(
+            f"output_size must be positive and at most [{max_rows}, {max_cols}], got [{rows}, {cols}]"
+        )
+    return rows, cols
+
+
+def code_name(bank: LatentBank, value: str) -> str:
+    """The bank name a latent_code value stands for; the error lists the choices."""
+    if not value:
+        if not len(bank):
+            raise ValueError(
+                "latent_code: the model's bank is empty; add a code to its bank.json "
+                "(`thermal-synth codes add`) and call ~/reload_bank"
+            )
+        return bank.names()[0]
+    if value not in bank:
+        raise ValueError(f"latent_code: no code named {value!r}; available: {bank.describe_names()}")
+    return value
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """What may change while running; swapped whole so the worker never sees half an update."""
+
+    output_size: tuple[int, int] | None
+    transition_s: float
+
+    @classmethod
+    def from_parameters(cls, output_size: Sequence[int], transition_s: float) -> RenderSettings:
+        if not isinstance(transition_s, float | int) or not math.isfinite(transition_s) or transition_s < 0:
+            raise ValueError(f"transition_s must be a finite number of seconds >= 0, got {transition_s}")
+        return cls(parse_output_size(output_size), float(transition_s))
+
+
+class Appearance:
+    """The code being rendered, safe against parameter changes and bank reloads on other threads.
+
+    One lock makes a reload, a switch and a frame's choice of projection atomic with respect to
+    each other, so the worker never asks the engine for a name a reload has just removed.
+    """
+
+    def __init__(self, engine: SynthesisEngine, initial: str) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        code = self.bank.get(initial)
+        self._transition = AppearanceTransition(code.name, code.z)
+        # The projection of a target a reload removed from the bank: the engine caches bank names only.
+        self._held: Tensor | None = None
+
+    @property
+    def bank(self) -> LatentBank:
+        return self._engine.bundle.bank
+
+    def switch(self, name: str, duration_s: float, now_s: float) -> None:
+        with self._lock:
+            self._retarget(name, duration_s, now_s)
+
+    def _retarget(self, name: str, duration_s: float, now_s: float) -> None:
+        code = self.bank.get(name)
+        transition = self._transition
+        if code.name == transition.target_name and np.array_equal(code.z, transition.target_z):
+            return
+        transition.switch(code.name, code.z, now_s, duration_s)
+        self._held = None
+
+    def projection(self, now_s: float) -> Tensor:
+        """Projects the blended z only while blending; a steady appearance costs a cache look-up."""
+        with self._lock:
+            transition = self._transition
+            if transition.blending(now_s):
+                return self._engine.project(transition.z_at(now_s))
+            if transition.target_name in self.bank:
+                return self._engine.projection(transition.target_name)
+            if self._held is None:
+                self._held = self._engine.project(transition.target_z)
+            return self._held
+
+    def reload(self, duration_s: float, now_s: float) -> str:
+        """Re-reads bank.json; raises ModelFileError (keeping the old bank) when it is broken."""
+        with self._lock:
+            bank = self._engine.bundle.reload_bank()
+            self._engine.forget_codes()
+            current = self._transition.target_name
+            listing = f"reloaded {len(bank)} codes: {bank.describe_names()}"
+            if current not in bank:
+                return (
+                    f"{listing}; the current code {current!r} is no longer in the bank, so its appearance "
+                    "stays until latent_code is set"
+                )
+            # The name may now stand for another z: blend into it like any other change.
+            self._retarget(current, duration_s, now_s)
+            return listing
+
+    def describe(self, now_s: float) -> tuple[str, str]:
+        """(code, transition state) for diagnostics."""
+        with self._lock:
+            transition = self._transition
+            name = transition.target_name
+            if name not in self.bank:
+                name = f"{name} (removed from the bank)"
+            if transition.blending(now_s):
+                return name, f"blending {transition.fraction_at(now_s):.0%}"
+            return name, "steady"
+
+
+class Mailbox:
+    """One slot: a new message replaces one the worker has not taken yet, which counts as dropped."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._item: Image | None = None
+        self.overwritten = 0
+
+    def put(self, item: Image) -> None:
+        with self._ready:
+            if self._item is not None:
+                self.overwritten += 1
+            self._item = item
+            self._ready.notify()
+
+    def take(self, timeout_s: float) -> Image | None:
+        with self._ready:
+            if self._item is None:
+                self._ready.wait(timeout_s)
+            item, self._item = self._item, None
+            return item
+
+
+def _read_only(description: str) -> ParameterDescriptor:
+    return ParameterDescriptor(
+        description=f"{description} (read-only: restart the node to change)", read_only=True
+    )
+
+
+class ThermalSynthNode(Node):
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        declare = self.declare_parameter
+        model = declare(
+            "model", "", _read_only("model directory; empty = the model shipped with the package")
+        ).value
+        device = declare("device", DEVICE_AUTO, _read_only("auto, cpu, cuda or cuda:N")).value
+        reliability = declare(
+            "reliability",
+            "reliable",
+            _read_only("reliable (REP-2003: matches every subscriber) or best_effort"),
+        ).value
+        latent_code = declare(
+            "latent_code",
+            "",
+            ParameterDescriptor(
+                description="appearance: a code of the model's bank (~/list_codes); empty = the first"
+            ),
+        ).value
+        transition_s = declare(
+            "transition_s",
+            1.0,
+            ParameterDescriptor(description="seconds over which a new latent_code blends in; 0 = cut"),
+        ).value
+        output_size = declare(
+            "output_size",
+            [0, 0],
+            ParameterDescriptor(
+                description=f"[rows, cols] of synth/image, at most {list(MAX_OUTPUT_SIZE)}; "
+                "[0, 0] or [] = the model's native size",
+                # `ros2 param set ... output_size "[]"` sends an empty array of another type.
+                dynamic_typing=True,
+            ),
+        ).value
+        try:
+            self._qos = stream_publisher_qos(reliability)
+            self.settings = RenderSettings.from_parameters(output_size, transition_s)
+            self.engine = SynthesisEngine(_load_model(model), device)
+            self.appearance = Appearance(self.engine, code_name(self.engine.bundle.bank, latent_code))
+        except ValueError as error:
+            # Release the half-built node's services now: a retry under the same name must not race them.
+            super().destroy_node()
+            raise ConfigError(str(error)) from error
+
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+
+        self._image_pub = self.create_publisher(Image, topics.SYNTH_IMAGE, self._qos)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        self.create_subscription(Image, topics.THERMAL_IMAGE, self._receive, STREAM_SUBSCRIBER_QOS)
+        self.create_service(Trigger, "~/list_codes", self._list_codes)
+        self.create_service(Trigger, "~/reload_bank", self._reload_bank)
+        self.create_timer(1.0, self._publish_diagnostics)
+
+        self._mailbox = Mailbox()
+        self._rate = RateMeter()
+        self._latencies_s: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.frames_published = 0
+        self.frames_dropped_bad = 0
+        self.last_problem = ""
+        self._bad_at_last_report = 0
+        self._stop = threading.Event()
+        self.failure: BaseException | None = None
+        self._worker = threading.Thread(target=self._guarded, args=(self._work,), name="synth", daemon=True)
+        code, _ = self.appearance.describe(time.monotonic())
+        self.get_logger().info(
+            f"model={self.engine.bundle.directory} device={self.engine.device} code={code} "
+            f"heatmap={_size(self.engine.heatmap_size)} image={_size(self._output_size())}"
+        )
+        self._worker.start()
+
+    def _settings_with(self, parameters: list[Parameter]) -> RenderSettings:
+        values = {name: self.get_parameter(name).value for name in SETTINGS_PARAMETERS}
+        values.update({p.name: p.value for p in parameters if p.name in SETTINGS_PARAMETERS})
+        return RenderSettings.from_parameters(**values)
+
+    def _validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        try:
+            self._settings_with(parameters)
+            for parameter in parameters:
+                if parameter.name == "latent_code":
+                    code_name(self.appearance.bank, parameter.value)
+        except (ValueError, TypeError) as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, parameters: list[Parameter]) -> None:
+        self.settings = self._settings_with(parameters)
+        for parameter in parameters:
+            if parameter.name != "latent_code":
+                continue
+            try:
+                self.appearance.switch(
+                    code_name(self.appearance.bank, parameter.value),
+                    self.settings.transition_s,
+                    time.monotonic(),
+                )
+            except ValueError as error:
+                # A reload between validation and now removed the code: keep the current appearance.
+                self.get_logger().warning(f"latent_code not applied: {error}")
+
+    def _receive(self, msg: Image) -> None:
+        self._mailbox.put(msg)
+
+    def _guarded(self, loop: Callable[[], None]) -> None:
+        """A bug in the worker ends the node with one FATAL line and exit code 1, not a frozen picture."""
+        try:
+            loop()
+        except Exception as error:
+            if not self.context.ok():
+                return  # Ctrl-C shut the context down under a publish: not a failure.
+            self.last_problem = f"{type(error).__name__}: {error}"
+            self.get_logger().fatal(f"synthesis failed: {self.last_problem}")
+            self.failure = error
+            self._stop.set()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            msg = self._mailbox.take(timeout_s=0.2)
+            if msg is not None:
+                self._render(msg)
+
+    def _render(self, msg: Image) -> None:
+        try:
+            heatmaps = self.engine.prepare(_celsius(msg)[None])
+        except (ImageFormatError, HeatmapError) as error:
+            self._drop_bad(str(error))
+            return
+        settings = self.settings
+        projected = self.appearance.projection(time.monotonic())
+        images = resize_output(self.engine.paint(heatmaps, projected), settings.output_size)
+        self._image_pub.publish(
+            array_to_image(
+                images[0], topics.RGB_ENCODING, stamp=msg.header.stamp, frame_id=msg.header.frame_id
+            )
+        )
+        self.frames_published += 1
+        self._rate.tick()
+        input_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        self._latencies_s.append((self.get_clock().now().nanoseconds - input_ns) / 1e9)
+
+    def _drop_bad(self, problem: str) -> None:
+        self.frames_dropped_bad += 1
+        self.last_problem = problem
+        self.get_logger().warning(
+            f"dropping {topics.THERMAL_IMAGE} frame: {problem} ({self.frames_dropped_bad} dropped so far)",
+            throttle_duration_sec=BAD_FRAME_LOG_PERIOD_S,
+        )
+
+    def _list_codes(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        bank = self.appearance.bank
+        response.success, response.message = True, "\n".join(bank.names())
+        return response
+
+    def _reload_bank(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        try:
+            response.message = self.appearance.reload(self.settings.transition_s, time.monotonic())
+        except ModelFileError as error:
+            response.success, response.message = False, f"kept the previous bank: {error}"
+            return response
+        response.success = True
+        self.get_logger().info(response.message)
+        return response
+
+    def _output_size(self) -> tuple[int, int]:
+        return self.settings.output_size or self.engine.image_size
+
+    def _publish_diagnostics(self) -> None:
+        code, transition = self.appearance.describe(time.monotonic())
+        latencies = np.array(self._latencies_s)
+        level, message = self._health()
+        values = {
+            "state": "failed" if self.failure else ("running" if self.frames_published else "waiting"),
+            "fps": f"{self._rate.rate_hz():.2f}",
+            "frames_published": str(self.frames_published),
+            "frames_dropped_stale": str(self._mailbox.overwritten),
+            "frames_dropped_bad": str(self.frames_dropped_bad),
+            "last_problem": self.last_problem,
+            "latency_p50_ms": f"{np.median(latencies) * 1e3:.1f}" if latencies.size else "",
+            "latency_max_ms": f"{latencies.max() * 1e3:.1f}" if latencies.size else "",
+            "latent_code": code,
+            "transition": transition,
+            "device": str(self.engine.device),
+            "model": str(self.engine.bundle.directory),
+            "output_size": _size(self._output_size()),
+        }
+        self._diagnostics_pub.publish(
+            diagnostic_array(
+                self.get_clock().now().to_msg(),
+                name=f"{self.get_fully_qualified_name()}: synthesis",
+                hardware_id=str(self.engine.device),
+                level=level,
+                message=message,
+                values=values,
+            )
+        )
+
+    def _health(self) -> tuple[bytes, str]:
+        """Bad frames warn only in the report after they arrived: one burst must not taint it for good."""
+        if self.failure is not None:
+            return ERROR, self.last_problem
+        bad_since_last, self._bad_at_last_report = (
+            self.frames_dropped_bad - self._bad_at_last_report,
+            self.frames_dropped_bad,
+        )
+        if bad_since_last:
+            return WARN, f"dropped {bad_since_last} bad frames: {self.last_problem}"
+        if not self.frames_published:
+            return OK, f"waiting for {topics.THERMAL_IMAGE}"
+        return OK, "running"
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def _load_model(path: str) -> ModelBundle:
+    """Every model problem ends with how to get a working model, the one thing the user needs next."""
+    try:
+        return load_trained_model(path)
+    except ModelFileError as error:
+        message = str(error)
+        if HOW_TO_GET_A_MODEL not in message:
+            message = f"{message}; {HOW_TO_GET_A_MODEL}"
+        raise ModelFileError(message) from None
+
+
+def _celsius(msg: Image) -> np.ndarray:
+    """The heatmap of a driver message; anything but 32FC1 Celsius would be painted as nonsense."""
+    if msg.encoding != topics.THERMAL_ENCODING:
+        raise ImageFormatError(
+            "encoding", f"expected {topics.THERMAL_ENCODING} (degrees Celsius); got {msg.encoding!r}"
+        )
+    return image_to_array(msg)
+
+
+def _size(size: tuple[int, int]) -> str:
+    return "x".join(map(str, size))
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ThermalSynthNode()
+        while rclpy.ok() and node.failure is None:
+            rclpy.spin_once(node, timeout_sec=0.5)
+    except ConfigError as error:
+        get_logger(NODE_NAME).error(f"cannot start: {error}")
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 1 if node is not None and node.failure is not None else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
