@@ -1,15 +1,26 @@
-"""`python -m bench` (or `make bench`): every benchmark, one JSON report, one table for the README."""
+"""`python -m bench` (or `make bench`): every benchmark, one JSON report, tables for the README.
+
+`python -m bench synth` (any of vospi, driver, sim, synth) runs only those and updates their
+sections of an existing report, keeping the others.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-from bench import bench_driver, bench_sim, bench_vospi
+from bench import bench_driver, bench_sim, bench_synth, bench_vospi
 from bench.common import machine_info
 
 DEFAULT_OUT = Path(__file__).with_name("results.json")
+BENCHES: dict[str, Callable[[argparse.Namespace], dict]] = {
+    "vospi": lambda args: bench_vospi.run(),
+    "driver": lambda args: bench_driver.run(seconds=args.seconds),
+    "sim": lambda args: bench_sim.run(),
+    "synth": lambda args: bench_synth.run(),
+}
 
 
 def table(report: dict) -> str:
@@ -45,19 +56,83 @@ def table(report: dict) -> str:
     )
 
 
+def synth_table(synth: dict) -> str:
+    """One row per config and device: the README's synthesis table."""
+    rows = []
+    for name, config in synth["configs"].items():
+        params = config["params"]
+        params_m = " / ".join(
+            f"{params[network] / 1e6:.2f}" for network in ("generator", "discriminator", "encoder")
+        )
+        for device, result in config["per_device"].items():
+            single = result["single_stream"]
+            batch_32 = next((b for b in result["batched"] if b["batch"] == 32), None)
+            target = config["target_fps"]
+            if device != "cpu" or target is None:
+                verdict = "—"
+            else:
+                verdict = f"≥ {target:g} fps: {'met' if result['meets_target'] else 'NOT met'}"
+            rows.append(
+                (
+                    name if device == "cpu" else f"{name} ({device})",
+                    params_m,
+                    f"{config['gflop']['per_frame']:.2f}",
+                    f"{single['fps_median']:.1f}",
+                    f"{single['latency_ms']['p99']:.1f}",
+                    f"{batch_32['images_per_s']['median']:.1f}" if batch_32 else "—",
+                    verdict,
+                )
+            )
+    header = (
+        "| config | params G / D / E (M) | GFLOP per frame | single-stream fps | p99 latency (ms) "
+        "| batch 32 (images/s) | target on this CPU |"
+    )
+    return "\n".join(
+        [header, "|---|---|---|---|---|---|---|", *("| " + " | ".join(row) + " |" for row in rows)]
+    )
+
+
+def backends_table(synth: dict) -> str:
+    """Batch-1 CPU fps per inference runtime, with the speed-up over eager PyTorch."""
+    backends = synth["cpu_backends"]["configs"]
+    names = list(dict.fromkeys(name for config in backends.values() for name in config["variants"]))
+    rows = []
+    for config_name, config in backends.items():
+        cells = []
+        for name in names:
+            variant = config["variants"].get(name, {"error": "not run"})
+            if "error" in variant:
+                cells.append("fails")
+            else:
+                cells.append(f"{variant['fps_median']:.1f} (x{variant['speedup_vs_eager']:.2f})")
+        rows.append(f"| {config_name} | " + " | ".join(cells) + " |")
+    header = "| config (batch 1, CPU fps) | " + " | ".join(names) + " |"
+    return "\n".join([header, "|---|" + "---|" * len(names), *rows])
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "benches", nargs="*", metavar="BENCH", help=f"run only these, of {', '.join(BENCHES)} (default: all)"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON report (default {DEFAULT_OUT})")
     parser.add_argument("--seconds", type=float, default=10.0, help="ROS measurement length")
     args = parser.parse_args(argv)
-    report = {
-        "machine": machine_info(),
-        "vospi": bench_vospi.run(),
-        "driver": bench_driver.run(seconds=args.seconds),
-        "sim": bench_sim.run(),
-    }
+    unknown = sorted(set(args.benches) - set(BENCHES))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
+    selected = [name for name in BENCHES if name in args.benches] or list(BENCHES)
+    report = {}
+    if len(selected) < len(BENCHES) and args.out.is_file():
+        report = json.loads(args.out.read_text())
+    report["machine"] = machine_info()
+    for name in selected:
+        report[name] = BENCHES[name](args)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(table(report))
+    if {"vospi", "driver", "sim"} & set(selected) and all(k in report for k in ("vospi", "driver", "sim")):
+        print(table(report))
+    if "synth" in selected:
+        print(f"\n{synth_table(report['synth'])}\n\n{backends_table(report['synth'])}")
     print(f"\nfull report: {args.out}")
 
 

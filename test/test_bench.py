@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from bench import bench_driver, bench_sim, bench_vospi
-from bench.__main__ import table
+import json
+
+import pytest
+import torch
+
+import bench.__main__ as bench_main
+from bench import bench_driver, bench_sim, bench_synth, bench_vospi
+from bench.__main__ import backends_table, synth_table, table
 
 
 def test_vospi_benchmark_assembles_every_frame_it_times():
@@ -41,3 +47,66 @@ def test_readme_table_has_a_row_per_measurement():
     rows = table(report).splitlines()
     assert len(rows) == 2 + 9
     assert all(row.count("|") == 3 for row in rows)
+
+
+@pytest.fixture(scope="module")
+def quick_synth_report() -> dict:
+    return bench_synth.run(("fast",), quick=True, batches=(2,), backend_configs=("fast",))
+
+
+def test_synth_benchmark_reports_speed_size_and_backends_for_a_config(quick_synth_report):
+    report = quick_synth_report
+    assert report["weights"] == bench_synth.WEIGHTS_NOTE
+    assert report["image_size"] == [96, 128]
+    fast = report["configs"]["fast"]
+    assert all(count > 0 for count in fast["params"].values())
+    assert 0 < fast["gflop"]["projection"] < fast["gflop"]["per_frame"] < fast["gflop"]["full_forward"]
+    cpu = fast["per_device"]["cpu"]
+    assert cpu["single_stream"]["fps_median"] > 0
+    assert 0 < cpu["single_stream"]["latency_ms"]["p50"] <= cpu["single_stream"]["latency_ms"]["p99"]
+    assert [b["batch"] for b in cpu["batched"]] == [2]
+    assert cpu["batched"][0]["images_per_s"]["median"] > 0
+    assert isinstance(cpu["meets_target"], bool)
+    if torch.get_num_threads() > 1:
+        assert cpu["single_stream_one_thread"]["fps_median"] > 0
+    variants = report["cpu_backends"]["configs"]["fast"]["variants"]
+    assert variants["eager"]["speedup_vs_eager"] == 1.0
+    for name, variant in variants.items():
+        # A variant either ran (and paints what eager paints) or says why it could not.
+        if "error" in variant:
+            assert variant["error"], name
+        else:
+            assert variant["fps_median"] > 0, name
+            assert variant["max_abs_diff_vs_eager"] < 1e-3, name
+
+
+def test_synth_flop_count_matches_a_hand_count():
+    conv = torch.nn.Conv2d(4, 8, 3, padding=1)
+    linear = torch.nn.Linear(5, 6)
+    model = torch.nn.Sequential(conv, torch.nn.Flatten(), torch.nn.LazyLinear(6))
+    macs = bench_synth.count_macs(model, lambda: model(torch.zeros(1, 4, 2, 3)))
+    assert macs == 8 * 2 * 3 * 4 * 9 + 6 * 8 * 2 * 3
+    assert bench_synth.count_macs(linear, lambda: linear(torch.zeros(2, 5))) == 2 * 6 * 5
+
+
+def test_readme_synth_tables_have_a_row_per_config_and_device(quick_synth_report):
+    report = quick_synth_report
+    rows = synth_table(report).splitlines()
+    assert len(rows) == 2 + 1
+    assert all(row.count("|") == 8 for row in rows)
+    backend_rows = backends_table(report).splitlines()
+    assert len(backend_rows) == 2 + 1
+    assert backend_rows[2].startswith("| fast |")
+
+
+def test_running_one_bench_keeps_the_other_sections_of_the_report(quick_synth_report, tmp_path, monkeypatch):
+    out = tmp_path / "results.json"
+    out.write_text(json.dumps({"machine": {}, "vospi": {"kept": True}}))
+    monkeypatch.setitem(bench_main.BENCHES, "synth", lambda args: quick_synth_report)
+    bench_main.main(["synth", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert report["vospi"] == {"kept": True}
+    assert report["synth"]["configs"]["fast"]["per_device"]["cpu"]["single_stream"]["fps_median"] > 0
+    assert report["machine"]["torch_threads"] >= 1
+    with pytest.raises(SystemExit):
+        bench_main.main(["nope", "--out", str(out)])

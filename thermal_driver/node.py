@@ -15,11 +15,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
@@ -31,6 +29,7 @@ from thermal_driver.sources import SOURCE_NAMES, TELEMETRY_MODES, SourceConfig, 
 from thermal_msgs import topics
 from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_array
 from thermal_msgs.image import array_to_image
+from thermal_msgs.node_main import ConfigError, run_node
 from thermal_msgs.privacy import privacy_downsample, validate_blur_sigma, validate_output_size
 from thermal_msgs.qos import stream_publisher_qos
 from thermal_msgs.units import centikelvin_to_celsius, kelvin_to_celsius
@@ -77,10 +76,6 @@ class OnDemandPublisher:
                 self._node.destroy_publisher(self._publisher)
                 self._publisher = None
             return self._publisher
-
-
-class ConfigError(ValueError):
-    """A parameter value the node cannot start with; main() prints it as one line and exits with 2."""
 
 
 def _read_only(description: str) -> ParameterDescriptor:
@@ -379,22 +374,7 @@ class ThermalDriverNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ThermalDriverNode()
-        while rclpy.ok() and node.failure is None:
-            rclpy.spin_once(node, timeout_sec=0.5)
-    except ConfigError as error:
-        print(f"{NODE_NAME}: invalid parameter: {error}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 1 if node is not None and node.failure is not None else 0
+    return run_node(NODE_NAME, ThermalDriverNode, args)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import numpy as np
 from thermal_driver.rig.types import THERMAL_SHAPE
 from thermal_msgs.privacy import privacy_downsample, validate_blur_sigma, validate_output_size
 from thermal_msgs.units import centikelvin_to_celsius
+from thermal_synth.json_files import check_format, read_json
 from thermal_synth.preprocess import MODEL_IMAGE_SHAPE
 
 FORMAT_NAME = "thermal_synth.shards"
@@ -275,12 +276,9 @@ class ShardReader:
     def __init__(self, directory: Path, *, verify: bool = True) -> None:
         self.directory = Path(directory)
         manifest_path = self.directory / MANIFEST_NAME
-        try:
-            self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-        except FileNotFoundError:
-            raise ShardFormatError(f"{manifest_path}: missing; not a {FORMAT_NAME} dataset") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ShardFormatError(f"{manifest_path}: not valid JSON ({exc})") from None
+        self.manifest: dict[str, Any] = read_json(
+            manifest_path, ShardFormatError, missing=f"missing; not a {FORMAT_NAME} dataset"
+        )
         self._parse_manifest(manifest_path)
         for split in SPLITS:
             for entry in self.manifest["shards"][split]:
@@ -292,15 +290,7 @@ class ShardReader:
             self.verify()
 
     def _parse_manifest(self, manifest_path: Path) -> None:
-        manifest = self.manifest
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-            found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-            raise ShardFormatError(f"{manifest_path}: format is {found!r}, expected {FORMAT_NAME!r}")
-        if manifest.get("version") != FORMAT_VERSION:
-            raise ShardFormatError(
-                f"{manifest_path}: format version {manifest.get('version')!r} is not supported "
-                f"(this reader knows version {FORMAT_VERSION})"
-            )
+        manifest = check_format(self.manifest, FORMAT_NAME, FORMAT_VERSION, manifest_path, ShardFormatError)
         try:
             self.recipe = HeatmapRecipe.from_json(manifest["heatmap_recipe"])
             self.pose_names = tuple(manifest["pose_names"])

@@ -17,11 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
-from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
@@ -31,6 +28,7 @@ from torch import Tensor
 from thermal_msgs import topics
 from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_array
 from thermal_msgs.image import ImageFormatError, array_to_image, image_to_array
+from thermal_msgs.node_main import ConfigError, run_node
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS, stream_publisher_qos
 from thermal_synth.inference import (
     DEVICE_AUTO,
@@ -49,10 +47,6 @@ NATIVE_SIZES = ((), (0, 0))
 LATENCY_WINDOW = 100
 BAD_FRAME_LOG_PERIOD_S = 5.0
 SETTINGS_PARAMETERS = ("output_size", "transition_s")
-
-
-class ConfigError(ValueError):
-    """A model or parameter the node cannot start with; main() logs it as one line and exits with 2."""
 
 
 def parse_output_size(value: Sequence[int]) -> tuple[int, int] | None:
@@ -444,22 +438,7 @@ def _size(size: tuple[int, int]) -> str:
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ThermalSynthNode()
-        while rclpy.ok() and node.failure is None:
-            rclpy.spin_once(node, timeout_sec=0.5)
-    except ConfigError as error:
-        get_logger(NODE_NAME).error(f"cannot start: {error}")
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 1 if node is not None and node.failure is not None else 0
+    return run_node(NODE_NAME, ThermalSynthNode, args)
 
 
 if __name__ == "__main__":

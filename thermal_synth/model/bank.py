@@ -12,9 +12,7 @@ import base64
 import binascii
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from thermal_synth.json_files import check_format, read_json, write_text_atomic
 
 FORMAT_NAME = "thermal_synth.latent_bank"
 FORMAT_VERSION = 1
@@ -145,13 +145,7 @@ class LatentBank:
 
     @classmethod
     def from_json(cls, data: Any, z_dim: int, where: str = "bank") -> LatentBank:
-        if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-            found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise LatentBankError(f"{where}: format is {found!r}, expected {FORMAT_NAME!r}")
-        if data.get("version") != FORMAT_VERSION:
-            raise LatentBankError(
-                f"{where}: version {data.get('version')!r} unsupported (known: {FORMAT_VERSION})"
-            )
+        data = check_format(data, FORMAT_NAME, FORMAT_VERSION, where, LatentBankError)
         if data.get("z_dim") != z_dim:
             raise LatentBankError(
                 f"{where}: codes have {data.get('z_dim')!r} dimensions, the model uses {z_dim}"
@@ -171,15 +165,7 @@ class LatentBank:
     @classmethod
     def load(cls, path: Path, z_dim: int) -> LatentBank:
         path = Path(path)
-        try:
-            size = path.stat().st_size
-            if size > MAX_BANK_BYTES:
-                raise LatentBankError(f"{path}: {size} bytes, more than the {MAX_BANK_BYTES} a bank may hold")
-            data = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            raise LatentBankError(f"{path}: missing") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise LatentBankError(f"{path}: not valid JSON ({error})") from None
+        data = read_json(path, LatentBankError, max_bytes=MAX_BANK_BYTES)
         return cls.from_json(data, z_dim, str(path))
 
 
@@ -187,20 +173,6 @@ def make_thumbnail(rgb: np.ndarray) -> np.ndarray:
     """Any (rows, cols, 3) uint8 RGB image -> THUMBNAIL_SHAPE, pixel-averaged."""
     rows, cols = THUMBNAIL_SHAPE
     return cv2.resize(rgb, (cols, rows), interpolation=cv2.INTER_AREA)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        try:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        except BaseException:
-            handle.close()
-            os.unlink(handle.name)
-            raise
-    os.replace(handle.name, path)
 
 
 def _code_from_json(entry: Any, z_dim: int, where: str) -> LatentCode:

@@ -24,7 +24,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from thermal_synth.model.bank import LatentBank, LatentBankError, write_text_atomic
+from thermal_synth.json_files import check_format, read_json, write_text_atomic
+from thermal_synth.model.bank import LatentBank, LatentBankError
 from thermal_synth.model.config import ModelConfig, ModelConfigError
 from thermal_synth.model.networks import SpadeSRModel
 from thermal_synth.model.recipe import Preprocessing
@@ -165,23 +166,13 @@ def read_description(directory: Path) -> dict[str, Any]:
     path = Path(directory) / MODEL_JSON
     if not Path(directory).is_dir():
         raise ModelFileError(f"{directory}: no such model directory")
-    try:
-        if path.stat().st_size > MAX_MODEL_JSON_BYTES:
-            raise ModelFileError(f"{path}: larger than {MAX_MODEL_JSON_BYTES} bytes; not a model description")
-        description = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: missing; {directory} is not a thermal_synth model directory") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelFileError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(description, dict) or description.get("format") != FORMAT_NAME:
-        found = description.get("format") if isinstance(description, dict) else type(description).__name__
-        raise ModelFileError(f"{path}: format is {found!r}, expected {FORMAT_NAME!r}")
-    if description.get("version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: version {description.get('version')!r} is not supported "
-            f"(this build reads {FORMAT_VERSION})"
-        )
-    return description
+    description = read_json(
+        path,
+        ModelFileError,
+        missing=f"missing; {directory} is not a thermal_synth model directory",
+        max_bytes=MAX_MODEL_JSON_BYTES,
+    )
+    return check_format(description, FORMAT_NAME, FORMAT_VERSION, path, ModelFileError)
 
 
 def load_model(directory: Path) -> ModelBundle:

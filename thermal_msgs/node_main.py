@@ -1,0 +1,47 @@
+"""The `main()` every node of this package shares: start, spin, and fail the same way.
+
+Users meet all our nodes through the same conventions: a bad start-up setting is one ERROR line
+and exit code 2 (so launch files and systemd units can tell it from a crash), Ctrl-C is a clean
+exit 0, and a node whose worker thread died (`node.failure` set) exits with 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.logging import get_logger
+
+EXIT_CONFIG = 2
+EXIT_FAILURE = 1
+
+
+class ConfigError(ValueError):
+    """A setting a node cannot start with; `run_node` logs it as one line and exits with 2."""
+
+
+class WorkerNode(Protocol):
+    failure: BaseException | None
+
+    def destroy_node(self) -> None: ...
+
+
+def run_node(name: str, create: Callable[[], WorkerNode], args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = create()
+        while rclpy.ok() and node.failure is None:
+            rclpy.spin_once(node, timeout_sec=0.5)
+    except ConfigError as error:
+        get_logger(name).error(f"cannot start: {error}")
+        return EXIT_CONFIG
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return EXIT_FAILURE if node is not None and node.failure is not None else 0

@@ -1,0 +1,57 @@
+"""Reading and writing the JSON files a stranger may hand us: datasets, model files, latent banks.
+
+Each format names itself and its version in the file, so a wrong or future file is one clear
+error rather than a KeyError deep inside a loader; sizes are bounded before parsing; writes are
+atomic, so a crash or a concurrent reader sees the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+MAX_JSON_BYTES = 16 << 20
+
+
+def read_json(
+    path: Path, error: type[Exception], *, missing: str = "missing", max_bytes: int = MAX_JSON_BYTES
+) -> Any:
+    """Parsed JSON, or `error` with the path and a reason (`missing` says what an absent file means)."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise error(f"{path}: {size} bytes, more than the {max_bytes} this file may hold")
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise error(f"{path}: {missing}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not valid JSON ({exc})") from None
+
+
+def check_format(data: Any, name: str, version: int, where: object, error: type[Exception]) -> dict[str, Any]:
+    """`data` as a dict whose "format" is `name` and "version" is `version`."""
+    if not isinstance(data, dict) or data.get("format") != name:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise error(f"{where}: format is {found!r}, expected {name!r}")
+    if data.get("version") != version:
+        raise error(
+            f"{where}: format version {data.get('version')!r} is not supported (this build reads {version})"
+        )
+    return data
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+        try:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            handle.close()
+            os.unlink(handle.name)
+            raise
+    os.replace(handle.name, path)
