@@ -7,6 +7,7 @@ atomic, so a crash or a concurrent reader sees the old file or the new one, neve
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_JSON_BYTES = 16 << 20
+_HASH_CHUNK_BYTES = 1 << 20
 
 
 def read_json(
@@ -55,3 +57,12 @@ def write_text_atomic(path: Path, text: str) -> None:
             os.unlink(handle.name)
             raise
     os.replace(handle.name, path)
+
+
+def file_sha256(path: Path) -> str:
+    """The checksum manifests record, so a truncated or altered file is named before it is parsed."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(_HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()

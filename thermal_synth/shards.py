@@ -18,7 +18,6 @@ so a dataset from elsewhere can be read safely and a damaged one fails with the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -31,7 +30,7 @@ import numpy as np
 from thermal_driver.rig.types import THERMAL_SHAPE
 from thermal_msgs.privacy import privacy_downsample, validate_blur_sigma, validate_output_size
 from thermal_msgs.units import centikelvin_to_celsius
-from thermal_synth.json_files import check_format, read_json
+from thermal_synth.json_files import check_format, file_sha256, read_json
 from thermal_synth.preprocess import MODEL_IMAGE_SHAPE
 
 FORMAT_NAME = "thermal_synth.shards"
@@ -41,7 +40,6 @@ SPLITS = ("train", "test", "heldout")
 RGB_SHAPE = (*MODEL_IMAGE_SHAPE, 3)
 GROUND_TRUTH_FIELDS = ("person_mask", "person_mask_thermal", "heat_source_mask", "pose")
 """What only a simulated (or hand-labelled) recording has; a dataset carries any subset."""
-_HASH_CHUNK_BYTES = 1 << 20
 
 
 class ShardFormatError(ValueError):
@@ -246,7 +244,12 @@ class ShardWriter:
         path = self.directory / relative
         _write_npz(path, arrays)
         self._shards[split].append(
-            {"file": relative, "samples": len(samples), "bytes": path.stat().st_size, "sha256": _sha256(path)}
+            {
+                "file": relative,
+                "samples": len(samples),
+                "bytes": path.stat().st_size,
+                "sha256": file_sha256(path),
+            }
         )
         self._pending[split] = []
 
@@ -335,7 +338,7 @@ class ShardReader:
                     raise ShardFormatError(
                         f"{path}: {size} bytes, the manifest says {entry['bytes']} (truncated or replaced)"
                     )
-                digest = _sha256(path)
+                digest = file_sha256(path)
                 if digest != entry["sha256"]:
                     raise ShardFormatError(
                         f"{path}: sha256 {digest[:16]}... does not match the manifest's "
@@ -419,11 +422,3 @@ def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     reproducible to the byte for a seed (a test guards this). Every array has a plain dtype from
     `field_specs`, so nothing here could ever need pickle."""
     np.savez(path, **arrays)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()

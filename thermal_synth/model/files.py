@@ -11,7 +11,6 @@ model file from a stranger either loads exactly or fails with one message naming
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -24,7 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from thermal_synth.json_files import check_format, read_json, write_text_atomic
+from thermal_synth.json_files import check_format, file_sha256, read_json, write_text_atomic
 from thermal_synth.model.bank import LatentBank, LatentBankError
 from thermal_synth.model.config import ModelConfig, ModelConfigError
 from thermal_synth.model.networks import SpadeSRModel
@@ -36,7 +35,6 @@ MODEL_JSON = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 BANK_FILE = "bank.json"
 MAX_MODEL_JSON_BYTES = 1 << 20
-_HASH_CHUNK_BYTES = 1 << 20
 PACKAGED_MODELS = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = PACKAGED_MODELS / "default"
 """Where the package's trained default model lives once one ships (see the README's Models section)."""
@@ -126,7 +124,11 @@ def save_model(directory: Path, bundle: ModelBundle) -> Path:
             "config": bundle.config.to_json(),
             "preprocessing": bundle.preprocessing.to_json(),
             "training": bundle.training.to_json(),
-            "weights": {"file": WEIGHTS_FILE, "bytes": weights.stat().st_size, "sha256": _sha256(weights)},
+            "weights": {
+                "file": WEIGHTS_FILE,
+                "bytes": weights.stat().st_size,
+                "sha256": file_sha256(weights),
+            },
             "bank": BANK_FILE,
         }
         write_text_atomic(staging / MODEL_JSON, json.dumps(description, indent=2) + "\n")
@@ -219,7 +221,7 @@ def _read_weights(
         raise ModelFileError(
             f"{path}: {size} bytes, model.json says {expected_bytes} (truncated or replaced)"
         )
-    if _sha256(path) != expected_sha:
+    if file_sha256(path) != expected_sha:
         raise ModelFileError(f"{path}: sha256 does not match model.json (the file was modified)")
     expected = networks.state_dict()
     try:
@@ -246,11 +248,3 @@ def _read_weights(
     except SafetensorError as error:
         raise ModelFileError(f"{path}: not a readable safetensors file ({error})") from None
     return tensors
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
