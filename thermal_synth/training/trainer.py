@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
+from thermal_synth.inference import to_uint8
 from thermal_synth.model.bank import LatentBank, LatentCode, make_thumbnail
 from thermal_synth.model.config import ModelConfig
 from thermal_synth.model.files import ModelBundle, TrainingRecord
@@ -198,9 +199,8 @@ def bank_from_sessions(
         chosen = rows[np.linspace(0, rows.size - 1, min(frames_per_code, rows.size)).round().astype(int)]
         with torch.inference_mode():
             z = encoder(pairs.images[chosen]).mean(0).numpy()
-        middle = pairs.images[chosen[len(chosen) // 2]]
-        thumbnail = ((middle.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().astype(np.uint8)
-        bank.add(LatentCode(name, z, make_thumbnail(thumbnail), f"training sessions {session_indices}"))
+        middle = to_uint8(pairs.images[chosen[len(chosen) // 2 :][:1]])[0]
+        bank.add(LatentCode(name, z, make_thumbnail(middle), f"training sessions {session_indices}"))
     return bank
 
 
