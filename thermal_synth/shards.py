@@ -30,6 +30,7 @@ import numpy as np
 from thermal_driver.rig.types import THERMAL_SHAPE
 from thermal_msgs.privacy import privacy_downsample, validate_blur_sigma, validate_output_size
 from thermal_msgs.units import centikelvin_to_celsius
+from thermal_synth.interrupts import deferred_interrupt
 from thermal_synth.json_files import check_format, file_sha256, read_json
 from thermal_synth.preprocess import MODEL_IMAGE_SHAPE
 
@@ -420,5 +421,7 @@ class ShardReader:
 def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """`np.savez`: its members carry zipfile's fixed 1980 date, not the clock, so a dataset is
     reproducible to the byte for a seed (a test guards this). Every array has a plain dtype from
-    `field_specs`, so nothing here could ever need pickle."""
-    np.savez(path, **arrays)
+    `field_specs`, so nothing here could ever need pickle. Ctrl-C is held until the archive is
+    closed: an interrupt inside zipfile's `close()` would surface as an unrelated ValueError."""
+    with deferred_interrupt():
+        np.savez(path, **arrays)
