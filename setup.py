@@ -31,6 +31,9 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
+        # `thermal-synth dataset build --mask mediapipe`; its wheel pulls opencv-contrib-python,
+        # which shadows opencv-python-headless (see the README), so it is never a default.
+        "segmentation": ["mediapipe==0.10.14"],
     },
     zip_safe=True,
     maintainer="thermal_synth developers",
@@ -40,7 +43,9 @@ setup(
     entry_points={
         "console_scripts": [
             "thermal_driver = thermal_driver.node:main",
+            "rgb_camera = thermal_driver.rgb_camera:main",
             "thermal_synth = thermal_synth.synth_node:main",
+            "pair_recorder = thermal_synth.recorder_node:main",
             "thermal-synth = thermal_synth.cli:main",
         ],
     },

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import BIN
 
+from thermal_synth.bags import PairBagWriter, SessionLabels, image_cdr
 from thermal_synth.demo import SHADES, render_heatmap
 
 
@@ -45,3 +46,23 @@ def test_heatmap_rendering_puts_the_hottest_cell_at_the_top_shade():
     rows = render_heatmap(celsius).splitlines()
     assert rows[3][3 + 2 * 7 : 3 + 2 * 8] == SHADES[-1] * 2
     assert set(rows[0][3:-1]) == {SHADES[0]}
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
+    """`thermal-synth bag info BAG | head -1`: the pipe closes before the output is flushed."""
+    with PairBagWriter(tmp_path / "bag", SessionLabels(person="ada")) as writer:
+        writer.write_pair(
+            1,
+            image_cdr(np.zeros((120, 160), np.uint16), "16UC1", 1, "t"),
+            image_cdr(np.zeros((4, 4, 3), np.uint8), "rgb8", 1, "c"),
+        )
+    process = subprocess.Popen(
+        [str(BIN / "thermal-synth"), "bag", "info", str(tmp_path / "bag")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr

@@ -197,6 +197,22 @@ def test_executable_exits_2_with_one_line_on_a_bad_parameter():
 
 
 @pytest.mark.parametrize(
+    ("arguments", "reason"),
+    [
+        (("-p", "rate_hz:=5"), "expecting type 'DOUBLE'"),
+        (("-p", "params-file:=x"), "invalid --ros-args"),
+    ],
+    ids=["integer-for-float", "malformed"],
+)
+def test_command_line_mistakes_exit_2_without_a_traceback(arguments, reason):
+    process = start_executable("thermal_driver", *arguments)
+    _, stderr = process.communicate(timeout=20.0)
+    assert process.returncode == 2, stderr
+    assert reason in stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
     ("source", "device", "hint"),
     [
         ("lepton_spi", "/dev/spidev9.9", "/dev/spidev9.9"),

@@ -11,17 +11,25 @@ from rclpy.parameter import Parameter
 
 from thermal_driver.node import ThermalDriverNode
 from thermal_synth.graph import BRINGUPS, NodeSpec, argument_defaults, config_dir, yaml_parameters
+from thermal_synth.recorder_node import PairRecorderNode
 from thermal_synth.synth_node import ThermalSynthNode
 
 LAUNCH_DIR = Path(__file__).resolve().parents[1] / "launch"
 ROS_BUILTIN_PARAMETERS = {"use_sim_time", "start_type_description_service"}
-NODE_CLASSES = {"thermal_driver": ThermalDriverNode, "thermal_synth": ThermalSynthNode}
+NODE_CLASSES = {
+    "thermal_driver": ThermalDriverNode,
+    "thermal_synth": ThermalSynthNode,
+    "pair_recorder": PairRecorderNode,
+}
 
 
 def startup_overrides(spec: NodeSpec, request: pytest.FixtureRequest) -> dict[str, object]:
-    """The YAML's empty `model` means the packaged default, which a source checkout does not ship."""
+    """The YAML's empty `model` means the packaged default, which a source checkout does not ship;
+    the recorder would start a bag in the working directory."""
     if spec.name == "thermal_synth":
         return {"model": str(request.getfixturevalue("tiny_model"))}
+    if spec.name == "pair_recorder":
+        return {"record_on_start": False}
     return {}
 
 

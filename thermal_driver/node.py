@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
@@ -113,6 +114,7 @@ class ThermalDriverNode(Node):
         self._image_pub = self.create_publisher(Image, topics.THERMAL_IMAGE, self._qos)
         self._raw_pub = OnDemandPublisher(self, topics.THERMAL_IMAGE_RAW, self._qos)
         self._rgb_pub = OnDemandPublisher(self, topics.CAMERA_IMAGE_RAW, self._qos)
+        self._mask_pub = OnDemandPublisher(self, topics.CAMERA_PERSON_MASK, self._qos)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.create_service(Trigger, "~/run_ffc", self._run_ffc)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -192,7 +194,8 @@ class ThermalDriverNode(Node):
                 "publish_rgb",
                 False,
                 ParameterDescriptor(
-                    description="sim: also publish the paired camera/image_raw (rgb8, same stamp)"
+                    description="sim: also publish the paired camera/image_raw (rgb8) and camera/person_mask "
+                    "(mono8 ground truth), same stamp"
                 ),
             ).value,
             frame_id=declare(
@@ -303,6 +306,12 @@ class ThermalDriverNode(Node):
         if rgb_pub is not None:
             rgb_pub.publish(
                 array_to_image(frame.rgb, topics.RGB_ENCODING, stamp=stamp, frame_id=topics.CAMERA_FRAME_ID)
+            )
+        mask_pub = self._mask_pub.get(settings.publish_rgb and frame.person_mask is not None)
+        if mask_pub is not None:
+            mask = frame.person_mask.astype(np.uint8) * np.uint8(255)
+            mask_pub.publish(
+                array_to_image(mask, topics.MASK_ENCODING, stamp=stamp, frame_id=topics.CAMERA_FRAME_ID)
             )
         self._last_frame = frame
         self._frames_published += 1

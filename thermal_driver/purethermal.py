@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from thermal_driver.source import SensorUnavailable, ThermalFrame
+from thermal_driver.video_device import open_capture, parse_device
 
 FRAME_SHAPE = (120, 160)
 TELEMETRY_ROWS = 2
@@ -34,15 +35,8 @@ class VideoCapture(Protocol):
 
 
 def open_v4l2(device: int | str) -> VideoCapture:
-    # OpenCV's own warnings for a missing device would precede our one clear error line.
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    return cv2.VideoCapture(device, cv2.CAP_V4L2)
-
-
-def parse_device(device: str) -> int | str:
-    """`"0"` means /dev/video0 (OpenCV index), anything else is a path such as /dev/v4l/by-id/..."""
-    text = device.strip()
-    return int(text) if text.isdigit() else text
+    """Always V4L2: only its backend honours the Y16 and CONVERT_RGB requests."""
+    return open_capture(device, cv2.CAP_V4L2)
 
 
 class PureThermalSource:

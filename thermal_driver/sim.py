@@ -46,6 +46,7 @@ class SimSource:
         return ThermalFrame(
             centikelvin=pair.thermal_centikelvin,
             rgb=pair.rgb,
+            person_mask=pair.person_mask_rgb,
             ffc_state="in_progress" if pair.ffc_event else "complete",
         )
 

@@ -25,6 +25,8 @@ class ThermalFrame:
     centikelvin: np.ndarray
     rgb: np.ndarray | None = None
     """The paired RGB camera frame taken at the same instant, when the source has one (sim)."""
+    person_mask: np.ndarray | None = None
+    """(H, W) bool on the RGB grid: the simulated rig's ground truth, recorded for masked training."""
     ffc_state: str | None = None
     fpa_temperature_k: float | None = None
     extra: dict[str, str] = field(default_factory=dict)

@@ -7,10 +7,12 @@ exit 0, and a node whose worker thread died (`node.failure` set) exits with 1.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Protocol
 
 import rclpy
+from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.executors import ExternalShutdownException
 from rclpy.logging import get_logger
 
@@ -29,13 +31,19 @@ class WorkerNode(Protocol):
 
 
 def run_node(name: str, create: Callable[[], WorkerNode], args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except RuntimeError as error:
+        # rcl has already printed its own line; this one says it was the command line, not the node.
+        print(f"[{name}] cannot start: invalid --ros-args: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     node = None
     try:
         node = create()
         while rclpy.ok() and node.failure is None:
             rclpy.spin_once(node, timeout_sec=0.5)
-    except ConfigError as error:
+    except (ConfigError, InvalidParameterTypeException) as error:
+        # A wrong type such as `-p rate_hz:=5` for a float is a setting problem like any other.
         get_logger(name).error(f"cannot start: {error}")
         return EXIT_CONFIG
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -14,6 +14,16 @@ THERMAL_IMAGE_RAW: Final = "thermal/image_raw"
 CAMERA_IMAGE_RAW: Final = "camera/image_raw"
 """RGB camera frames (rgb8); only exists while recording training pairs."""
 
+CAMERA_PERSON_MASK: Final = "camera/person_mask"
+"""Ground-truth person mask on the camera grid (mono8, 0 or 255, the RGB frame's stamp); sim only."""
+
+PAIRS_THERMAL: Final = "/pairs/thermal"
+PAIRS_RGB: Final = "/pairs/rgb"
+PAIRS_MASK: Final = "/pairs/mask"
+PAIRS_SESSION: Final = "/pairs/session"
+"""Recorded pair bags: thermal (16UC1), RGB (as the camera sent it) and, when the rig knows it, the
+person mask share one header stamp per pair; the session labels are one std_msgs/String (JSON)."""
+
 SYNTH_IMAGE: Final = "synth/image"
 """Generated RGB frames (rgb8)."""
 
@@ -23,6 +33,7 @@ DIAGNOSTICS: Final = "/diagnostics"
 THERMAL_ENCODING: Final = "32FC1"
 THERMAL_RAW_ENCODING: Final = "16UC1"
 RGB_ENCODING: Final = "rgb8"
+MASK_ENCODING: Final = "mono8"
 
 THERMAL_FRAME_ID: Final = "thermal_optical_frame"
 """REP-103 optical frame: z forward, x right, y down."""

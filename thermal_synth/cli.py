@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from thermal_synth import codes, demo, simulate
+from thermal_synth import bag_cli, codes, demo, simulate
+from thermal_synth.dataset import cli as dataset_cli
 from thermal_synth.training import cli as training_cli
 
 
@@ -19,12 +21,20 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_parser(commands)
     training_cli.add_parser(commands)
     codes.add_parser(commands)
+    dataset_cli.add_parser(commands)
+    bag_cli.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except BrokenPipeError:
+        # `thermal-synth bag info BAG | head`: the reader left, which is not an error. Point stdout
+        # at /dev/null so the interpreter's final flush does not raise a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

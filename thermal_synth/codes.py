@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from thermal_synth.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, integer, use_one_line_errors
+from thermal_synth.contact_sheet import captioned_grid, check_png_path, draw_text, encode_png
 from thermal_synth.inference import SynthesisEngine, select_device, to_tensor_images
 from thermal_synth.model.bank import (
     THUMBNAIL_SHAPE,
@@ -56,9 +57,6 @@ SHEET_SCALE = 2
 SHEET_COLUMNS = 6
 SHEET_CELL_WIDTH = 160
 SHEET_TEXT_LINES = 3
-_FONT = cv2.FONT_HERSHEY_PLAIN
-_FONT_SCALE = 0.9
-_LINE_HEIGHT = 13
 _JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 """Start-of-frame markers (they carry the size); C4, C8 and CC are tables and a reserved code."""
 
@@ -354,29 +352,23 @@ def format_table(bank: LatentBank) -> str:
 def contact_sheet(bank: LatentBank) -> np.ndarray:
     """(rows, cols, 3) uint8 RGB: every code's thumbnail, enlarged SHEET_SCALE times, with its name."""
     codes = list(bank)
-    thumb_rows, thumb_cols = _thumbnail_shape(codes)
-    cell_rows = thumb_rows * SHEET_SCALE + 8 + SHEET_TEXT_LINES * _LINE_HEIGHT
-    cell_cols = max(SHEET_CELL_WIDTH, thumb_cols * SHEET_SCALE + 8)
-    columns = max(1, min(SHEET_COLUMNS, len(codes)))
-    grid_rows = max(1, math.ceil(len(codes) / columns))
-    sheet = np.full((grid_rows * cell_rows, columns * cell_cols, 3), 255, np.uint8)
-    if not codes:
-        cv2.putText(sheet, "(empty bank)", (8, cell_rows // 2), _FONT, _FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
-    for index, code in enumerate(codes):
-        top, left = (index // columns) * cell_rows + 4, (index % columns) * cell_cols
-        image_left = left + (cell_cols - thumb_cols * SHEET_SCALE) // 2
-        box = sheet[top : top + thumb_rows * SHEET_SCALE, image_left : image_left + thumb_cols * SHEET_SCALE]
-        if code.thumbnail is None:
-            box[:] = 200
-            cv2.putText(
-                box, "no photo", (4, box.shape[0] // 2), _FONT, _FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA
-            )
-        else:
-            box[:] = _enlarge(code.thumbnail, (thumb_rows, thumb_cols))
-        for line, text in enumerate(_wrap(code.name, cell_cols - 8)):
-            baseline = top + thumb_rows * SHEET_SCALE + (line + 1) * _LINE_HEIGHT
-            cv2.putText(sheet, text, (left + 4, baseline), _FONT, _FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
-    return sheet
+    shape = _thumbnail_shape(codes)
+    return captioned_grid(
+        [_sheet_tile(code, shape) for code in codes],
+        [[code.name] for code in codes],
+        columns=SHEET_COLUMNS,
+        caption_lines=SHEET_TEXT_LINES,
+        min_cell_width=SHEET_CELL_WIDTH,
+        empty_text="(empty bank)",
+    )
+
+
+def _sheet_tile(code: LatentCode, shape: tuple[int, int]) -> np.ndarray:
+    if code.thumbnail is None:
+        tile = np.full((shape[0] * SHEET_SCALE, shape[1] * SHEET_SCALE, 3), 200, np.uint8)
+        draw_text(tile, "no photo", (4, tile.shape[0] // 2))
+        return tile
+    return _enlarge(code.thumbnail, shape)
 
 
 def _thumbnail_shape(codes: Sequence[LatentCode]) -> tuple[int, int]:
@@ -392,28 +384,13 @@ def _enlarge(thumbnail: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.repeat(np.repeat(thumbnail, SHEET_SCALE, axis=0), SHEET_SCALE, axis=1)
 
 
-def _wrap(text: str, width_px: int) -> list[str]:
-    """Names have no spaces, so wrap by characters; a name too long for the cell ends in '...'."""
-    lines, current = [], ""
-    for character in text:
-        if cv2.getTextSize(current + character, _FONT, _FONT_SCALE, 1)[0][0] > width_px:
-            lines.append(current)
-            current = ""
-        current += character
-    lines.append(current)
-    if len(lines) > SHEET_TEXT_LINES:
-        lines = lines[:SHEET_TEXT_LINES]
-        lines[-1] = lines[-1][:-3] + "..."
-    return lines
-
-
 def write_png(path: Path, rgb: np.ndarray) -> None:
-    if path.suffix.lower() != ".png":
-        raise CodesError(f"{path}: the contact sheet is a PNG; name it *.png")
-    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise CodesError(f"{path}: could not encode the contact sheet")
-    path.write_bytes(png.tobytes())
+    try:
+        check_png_path(path)
+        png = encode_png(rgb)
+    except ValueError as error:
+        raise CodesError(str(error)) from None
+    path.write_bytes(png)
 
 
 # --- command line ---------------------------------------------------------------------------------

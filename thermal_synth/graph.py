@@ -47,6 +47,15 @@ SOURCE_ARGUMENTS = (
     LaunchArgument("device", "spidev path, video index/path, I2C bus or replay path (empty = default)"),
 )
 DRIVER_ARGUMENTS = {"source": "source", "device": "device"}
+SIM_RGB_ARGUMENT = LaunchArgument(
+    "publish_rgb", "sim only: the driver also publishes camera/image_raw (real rigs run rgb_camera)"
+)
+RECORDER_ARGUMENTS = (
+    LaunchArgument("bag_path", "bag directory to create (empty = pairs_<date-time>)"),
+    LaunchArgument("person", "session label: who is recorded"),
+    LaunchArgument("outfit", "session label: what they wear"),
+    LaunchArgument("scene", "session label: where"),
+)
 MODEL_ARGUMENT = LaunchArgument("model", "synthesis model directory (empty = the packaged default)")
 
 BRINGUPS = {
@@ -64,15 +73,21 @@ BRINGUPS = {
         ),
         Bringup(
             name="record",
-            description="full-resolution thermal for recording training pairs",
-            arguments=SOURCE_ARGUMENTS,
+            description="record synchronized thermal/RGB training pairs to a rosbag2",
+            arguments=(*SOURCE_ARGUMENTS, SIM_RGB_ARGUMENT, *RECORDER_ARGUMENTS),
             nodes=(
                 NodeSpec(
                     "thermal_driver",
                     "thermal_driver",
                     "thermal_driver.yaml",
-                    DRIVER_ARGUMENTS,
+                    {**DRIVER_ARGUMENTS, "publish_rgb": "publish_rgb"},
                     fixed_parameters={"publish_raw": True},
+                ),
+                NodeSpec(
+                    "pair_recorder",
+                    "pair_recorder",
+                    "pair_recorder.yaml",
+                    {argument.name: argument.name for argument in RECORDER_ARGUMENTS},
                 ),
             ),
         ),

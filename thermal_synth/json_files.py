@@ -46,9 +46,12 @@ def check_format(data: Any, name: str, version: int, where: object, error: type[
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    """Readers never see half a file; the permissions are what a plain `open` would give (the
+    temporary file is created 0600, which would hide a shared model's bank from other users)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
         try:
+            os.chmod(handle.fileno(), 0o666 & ~_current_umask())
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -57,6 +60,13 @@ def write_text_atomic(path: Path, text: str) -> None:
             os.unlink(handle.name)
             raise
     os.replace(handle.name, path)
+
+
+def _current_umask() -> int:
+    """os.umask can only be read by setting it; set it straight back."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def file_sha256(path: Path) -> str:
