@@ -87,6 +87,17 @@ def start_executable(name: str, *ros_args: str) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def thermal_synth(*args: object, timeout_s: float = 120.0) -> subprocess.CompletedProcess:
+    """Runs the installed `thermal-synth` command as a user would, output captured."""
+    return subprocess.run(
+        [str(BIN / "thermal-synth"), *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+
+
 def stop(process: subprocess.Popen, timeout_s: float = 10.0) -> tuple[int, str, str]:
     """SIGINT like Ctrl-C, then collect the exit code and output."""
     if process.poll() is None:

@@ -7,16 +7,10 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import BIN
+from conftest import BIN, thermal_synth
 
 from thermal_synth.bags import PairBagWriter, SessionLabels, image_cdr
 from thermal_synth.demo import SHADES, render_heatmap
-
-
-def thermal_synth(*args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "thermal-synth"), *args], check=False, capture_output=True, text=True, timeout=timeout_s
-    )
 
 
 @pytest.mark.ros

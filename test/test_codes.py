@@ -7,14 +7,13 @@ has; hostile files are real files too. Every failing command must leave bank.jso
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import BIN
+from conftest import thermal_synth
 from model_fixtures import copy_model
 
 from thermal_synth.cli import main
@@ -404,16 +403,6 @@ def test_a_model_whose_encoder_was_never_trained_cannot_add_but_still_lists(mode
 
 
 # --- the installed command ------------------------------------------------------------------------
-
-
-def thermal_synth(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "thermal-synth"), *map(str, args)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_the_installed_command_lists_adds_and_reports_errors_on_one_line(model, photos):

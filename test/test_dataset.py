@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import BIN
+from conftest import BIN, thermal_synth
 
 from thermal_driver.rig.rig import SimRig, sessions
 from thermal_driver.rig.types import THERMAL_SHAPE, SimPair
@@ -98,16 +98,6 @@ def write_bag(
                 when, thermal, image_cdr(rgb, encoding, when, "camera"), mask if masks else None
             )
     return path
-
-
-def thermal_synth(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "thermal-synth"), *map(str, args)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def in_process(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:

@@ -57,6 +57,13 @@ class Rig(Node):
             "the recorder's subscriptions",
         )
 
+    def wait_for_pairs_written(self, count: int) -> None:
+        wait_for(
+            lambda: any(int(d.get("pairs_written", 0)) >= count for d in self.diagnostics),
+            30.0,
+            f"{count} pairs written",
+        )
+
     def record(self, on: bool) -> SetBool.Response:
         client = self.create_client(SetBool, "/pair_recorder/record")
         assert client.wait_for_service(timeout_sec=10.0), "~/record never appeared"
@@ -259,11 +266,7 @@ def test_sim_driver_and_recorder_make_a_bag_with_equal_paired_topics(rig, tmp_pa
     bag = tmp_path / "session"
     driver, recorder_process = start_sim_rig_and_recorder(bag, "-p", f"storage:={storage}")
     try:
-        wait_for(
-            lambda: any(int(d.get("pairs_written", 0)) >= 15 for d in rig.diagnostics),
-            30.0,
-            "15 pairs written",
-        )
+        rig.wait_for_pairs_written(15)
         code, _out, err = stop(recorder_process, timeout_s=20.0)
         assert code == 0, err
         assert "wrote" in err
@@ -300,11 +303,7 @@ def test_killed_recorder_loses_at_most_the_last_second_and_repair_recovers(rig, 
     bag = tmp_path / "killed"
     driver, recorder_process = start_sim_rig_and_recorder(bag, "-p", f"storage:={storage}")
     try:
-        wait_for(
-            lambda: any(int(d.get("pairs_written", 0)) >= 10 for d in rig.diagnostics),
-            30.0,
-            "10 pairs written",
-        )
+        rig.wait_for_pairs_written(10)
         written_before = max(int(d.get("pairs_written", 0)) for d in rig.diagnostics)
         time.sleep(1.5)
         recorder_process.send_signal(signal.SIGKILL)
