@@ -41,7 +41,14 @@ def run_node(name: str, create: Callable[[], WorkerNode], args: list[str] | None
     try:
         node = create()
         while rclpy.ok() and node.failure is None:
-            rclpy.spin_once(node, timeout_sec=0.5)
+            try:
+                rclpy.spin_once(node, timeout_sec=0.5)
+            except Exception:
+                if rclpy.ok():
+                    raise
+                # Ctrl-C shut the context down while a message was being taken (rclpy then fails
+                # to convert it): an artefact of stopping, not an error of the node.
+                break
     except (ConfigError, InvalidParameterTypeException) as error:
         # A wrong type such as `-p rate_hz:=5` for a float is a setting problem like any other.
         get_logger(name).error(f"cannot start: {error}")
