@@ -16,8 +16,8 @@ from rosbags.highlevel import AnyReader
 
 from thermal_driver.source import SensorUnavailable, ThermalFrame
 from thermal_msgs.image import ImageFormatError, image_to_array
+from thermal_msgs.topics import THERMAL_RAW_ENCODINGS
 
-RAW_ENCODINGS = ("16UC1", "mono16")
 PREFERRED_TOPICS = ("/thermal/image_raw", "/pairs/thermal")
 """The driver's raw stream first, then the recorder's paired thermal."""
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -157,9 +157,9 @@ class ReplaySource:
                 yield (stamp_ns - first_stamp_ns) / 1e9, self._validated_bag_frame(msg)
 
     def _validated_bag_frame(self, msg) -> np.ndarray:
-        if msg.encoding not in RAW_ENCODINGS:
+        if msg.encoding not in THERMAL_RAW_ENCODINGS:
             raise SensorUnavailable(
-                f"bag {self.path}: thermal frames must be {' or '.join(RAW_ENCODINGS)} centi-Kelvin, "
+                f"bag {self.path}: thermal frames must be {' or '.join(THERMAL_RAW_ENCODINGS)} centi-Kelvin, "
                 f"got encoding {msg.encoding!r}"
             )
         try:

@@ -34,6 +34,8 @@ THERMAL_ENCODING: Final = "32FC1"
 THERMAL_RAW_ENCODING: Final = "16UC1"
 RGB_ENCODING: Final = "rgb8"
 MASK_ENCODING: Final = "mono8"
+THERMAL_RAW_ENCODINGS: Final = (THERMAL_RAW_ENCODING, "mono16")
+"""What a recorded full-resolution thermal frame may carry: our 16UC1, or mono16 from other drivers."""
 
 THERMAL_FRAME_ID: Final = "thermal_optical_frame"
 """REP-103 optical frame: z forward, x right, y down."""

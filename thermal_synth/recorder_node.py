@@ -39,7 +39,6 @@ from thermal_synth.pairing import MatchedPair, PairingConfig
 from thermal_synth.recording import Recording
 
 NODE_NAME = "pair_recorder"
-THERMAL_RAW_ENCODINGS = (topics.THERMAL_RAW_ENCODING, "mono16")
 SUBSCRIPTION_DEPTH = 10
 BAD_FRAME_LOG_PERIOD_S = 5.0
 LABELS = ("person", "outfit", "scene", "notes")
@@ -275,7 +274,7 @@ class PairRecorderNode(Node):
         recording = self.recording
         if recording is None or not recording.active:
             return
-        if msg.encoding not in THERMAL_RAW_ENCODINGS:
+        if msg.encoding not in topics.THERMAL_RAW_ENCODINGS:
             self._drop_bad(
                 topics.THERMAL_IMAGE_RAW, f"encoding {msg.encoding!r}, expected 16UC1 centi-Kelvin"
             )

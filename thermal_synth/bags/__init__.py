@@ -38,7 +38,6 @@ from thermal_synth.bags.metadata import METADATA_VERSION, STAGING_DIR
 from thermal_synth.bags.reader import (
     MASK_ENCODING,
     PAIR_LOOKAHEAD,
-    THERMAL_ENCODINGS,
     BagInfo,
     PairBagReader,
     RecordedPair,
@@ -59,7 +58,6 @@ __all__ = [
     "STAGING_DIR",
     "STORAGES",
     "STRING_TYPE",
-    "THERMAL_ENCODINGS",
     "BagInfo",
     "BagLayout",
     "BagOptions",

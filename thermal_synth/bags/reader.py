@@ -12,12 +12,11 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 
 from thermal_msgs.image import ImageFormatError, image_to_array, to_rgb8
-from thermal_msgs.topics import PAIRS_MASK, PAIRS_RGB, PAIRS_SESSION, PAIRS_THERMAL
+from thermal_msgs.topics import PAIRS_MASK, PAIRS_RGB, PAIRS_SESSION, PAIRS_THERMAL, THERMAL_RAW_ENCODINGS
 from thermal_synth.bags.labels import _NS, IMAGE_TYPE, STRING_TYPE, SessionLabels, _typestore
 from thermal_synth.bags.layout import BagLayout, inspect_bag
 from thermal_synth.bags.salvage import SalvagedMessage, _complete_pairs, _salvage_file, _SalvageLog
 
-THERMAL_ENCODINGS = ("16UC1", "mono16")
 MASK_ENCODING = "mono8"
 PAIR_LOOKAHEAD = 64
 """Stamps the reader keeps open while joining topics; a pair's messages are written back to back, so
@@ -139,9 +138,9 @@ def _decode_image(topic: str, message: SalvagedMessage) -> tuple[int, np.ndarray
     if not (msg.height and msg.width):
         raise ImageFormatError("height", f"empty image {msg.height}x{msg.width}")
     if topic == PAIRS_THERMAL:
-        if msg.encoding not in THERMAL_ENCODINGS:
+        if msg.encoding not in THERMAL_RAW_ENCODINGS:
             raise ImageFormatError(
-                "encoding", f"thermal must be {' or '.join(THERMAL_ENCODINGS)}, got {msg.encoding!r}"
+                "encoding", f"thermal must be {' or '.join(THERMAL_RAW_ENCODINGS)}, got {msg.encoding!r}"
             )
         return stamp, np.array(image_to_array(msg), dtype=np.uint16)
     if topic == PAIRS_RGB:
