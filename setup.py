@@ -21,6 +21,7 @@ setup(
     # ROS client libraries are deliberately absent: on a ROS install they come from the
     # sourced distro (package.xml), elsewhere `make setup` installs the Jazzy wheels.
     install_requires=[
+        "matplotlib>=3.8",
         "numpy>=1.24",
         "opencv-python-headless>=4.8",
         "safetensors>=0.4",

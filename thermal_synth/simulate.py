@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,6 +36,7 @@ from thermal_synth.cli_args import (
     positive_int,
     use_one_line_errors,
 )
+from thermal_synth.output_dirs import OutputDirError, check_output_dir, staged_directory
 from thermal_synth.preprocess import align_mask, align_rgb
 from thermal_synth.shards import GROUND_TRUTH_FIELDS, HeatmapRecipe, Sample, SessionRecord, ShardWriter
 
@@ -191,15 +190,6 @@ def to_sample(session_index: int, pair: SimPair) -> Sample:
     )
 
 
-def check_output_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise InvalidRequest(f"--out {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        raise InvalidRequest(f"--out {out} exists and is not empty")
-    if not out.absolute().parent.is_dir():
-        raise InvalidRequest(f"--out {out}: parent directory {out.absolute().parent} does not exist")
-
-
 def generate(
     config: SimConfig,
     out: Path,
@@ -208,22 +198,15 @@ def generate(
     progress: bool = True,
 ) -> SimResult:
     """Renders, aligns and writes the dataset to `out`, atomically: all of it or nothing."""
-    out = Path(out)
     check_output_dir(out)
     plan = plan_splits(config)
-    staging = out.absolute().parent / f".{out.name}.partial-{os.getpid()}"
-    staging.mkdir()
-    try:
+    with staged_directory(out) as staging:
         manifest = _write_dataset(plan, config, staging, progress)
         realism = None
         if report:
             from thermal_synth.sim_report import write_report
 
             realism = write_report(staging, seed=config.seed)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return SimResult(manifest, realism)
 
 
@@ -341,11 +324,11 @@ def run(args: argparse.Namespace) -> int:
             rig=RigConfig(rgb_shape=args.rgb_size),
         )
         check_output_dir(args.out)
-    except InvalidRequest as exc:
+    except (InvalidRequest, OutputDirError) as exc:
         fail(str(exc))
     try:
         result = generate(config, args.out, report=args.report)
-    except InvalidRequest as exc:
+    except (InvalidRequest, OutputDirError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         print("thermal-synth sim: interrupted; nothing was written", file=sys.stderr)

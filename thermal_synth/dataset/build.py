@@ -15,7 +15,6 @@ written into a hidden sibling directory and renamed into place only when complet
 from __future__ import annotations
 
 import os
-import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,9 +36,9 @@ from thermal_synth.dataset.masks import (
     to_model_grid,
 )
 from thermal_synth.json_files import file_sha256
+from thermal_synth.output_dirs import OutputDirError, check_output_dir, staged_directory
 from thermal_synth.preprocess import align_mask, align_rgb
 from thermal_synth.shards import HeatmapRecipe, Sample, SessionRecord, ShardWriter
-from thermal_synth.simulate import InvalidRequest, check_output_dir
 
 BUILDER = "thermal-synth dataset build"
 UNLABELLED = "unknown"
@@ -149,7 +148,7 @@ def build(
     out = Path(out)
     try:
         check_output_dir(out)
-    except InvalidRequest as problem:
+    except OutputDirError as problem:
         raise BuildError(str(problem)) from None
     _refuse_duplicates(bags)
     # Before any bag is read: a missing optional extra should cost the user seconds, not a long read.
@@ -190,16 +189,10 @@ def _build(
         bag.report.split = splits[bag.report.session]
     if not any(split == "test" for split in splits.values()):
         warn("only one session outside heldout: the test split is empty (record a second session)")
-    staging = out.absolute().parent / f".{out.name}.partial-{os.getpid()}"
-    staging.mkdir()
-    try:
+    with staged_directory(out) as staging:
         manifest = _write(
             opened, reports, config, staging, method=method, segmenter=segmenter, progress=progress
         )
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return BuildResult(manifest, reports, method)
 
 
