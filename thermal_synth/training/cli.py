@@ -1,27 +1,50 @@
-"""`thermal-synth train`: a shard dataset in, a model directory the node can load out."""
+"""`thermal-synth train`: a shard dataset in, a model directory the node can load out.
+
+Settings come from `config/train_<name>.yaml` (`--config`), any of them overridable by a flag.
+The run directory (default `<out>.run`) holds the logs, sample grids, curves and checkpoints;
+`--resume` continues the run it holds exactly, `--max-minutes` stops it with a checkpoint.
+Multi-GPU: `torchrun --nproc-per-node N -m thermal_synth.cli train ...`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 import sys
 from pathlib import Path
 
-from thermal_synth.cli_args import (
-    EXIT_INTERRUPTED,
-    non_negative_int,
-    number,
-    positive_int,
-    use_one_line_errors,
-)
-from thermal_synth.model.config import NAMED_CONFIGS, ModelConfigError, named_config
+from thermal_synth.cli_args import EXIT_INTERRUPTED, number, use_one_line_errors
+from thermal_synth.inference import select_device
+from thermal_synth.json_files import read_json, write_text_atomic
+from thermal_synth.model.config import ModelConfigError
 from thermal_synth.model.files import ModelFileError
-from thermal_synth.model.recipe import NORMALISATION_MODES, Normalisation
 from thermal_synth.shards import ShardFormatError, ShardReader
+from thermal_synth.training.checkpoints import CheckpointError
 from thermal_synth.training.data import DatasetMismatchError
-from thermal_synth.training.run import TrainingPlan, train_model
-from thermal_synth.training.trainer import TrainConfig
+from thermal_synth.training.run import (
+    RunDirectoryError,
+    Schedule,
+    TrainingDiverged,
+    TrainingOutcome,
+    TrainingPlan,
+    train_model,
+)
+from thermal_synth.training.settings import (
+    RESUMABLE_CHANGES,
+    SettingsError,
+    TrainSettings,
+    add_setting_flags,
+    available_settings,
+    load_settings,
+    settings_from_mapping,
+    with_flags,
+)
 
 PROG = "thermal-synth train"
+SETTINGS_FILE = "settings.json"
+EXIT_DIVERGED = 3
 
 
 def add_parser(commands) -> None:
@@ -31,50 +54,132 @@ def add_parser(commands) -> None:
         description=(
             "Train the generator and discriminator (GAN phase), then the inversion encoder with the "
             "generator frozen, and write a model directory with a latent bank of the training "
-            "appearances."
+            "appearances. Settings: --config names config/train_<name>.yaml "
+            f"({', '.join(available_settings())}) or a YAML path; every setting has a flag."
         ),
     )
-    parser.add_argument("--data", type=Path, required=True, help="dataset directory (thermal-synth sim)")
-    parser.add_argument("--out", type=Path, required=True, help="model directory to write")
-    parser.add_argument("--config", choices=sorted(NAMED_CONFIGS), default="fast", help="model size")
-    parser.add_argument("--gan-steps", type=positive_int, default=2000, help="GAN phase steps")
-    parser.add_argument("--inversion-steps", type=non_negative_int, default=500, help="encoder phase steps")
-    parser.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size)
-    parser.add_argument("--seed", type=non_negative_int, default=0)
-    parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda or cuda:N")
     parser.add_argument(
-        "--normalisation",
-        choices=NORMALISATION_MODES,
-        default=Normalisation.mode,
-        help="fixed: absolute Celsius range (radiometric sensors); frame: per-frame min-max",
+        "--data", type=Path, required=True, help="dataset directory (thermal-synth sim/dataset)"
     )
-    parser.add_argument("--low-c", type=number, default=Normalisation.low_c, help="fixed range bottom")
-    parser.add_argument("--high-c", type=number, default=Normalisation.high_c, help="fixed range top")
+    parser.add_argument("--out", type=Path, required=True, help="model directory to write")
+    parser.add_argument("--config", default="fast", help="settings: a name under config/ or a YAML file")
+    parser.add_argument("--run-dir", type=Path, help="logs, samples, checkpoints (default: OUT.run)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir exactly")
+    parser.add_argument(
+        "--max-minutes", type=number, default=math.inf, help="stop with a checkpoint after this long"
+    )
+    add_setting_flags(parser)
     parser.set_defaults(run=run)
     use_one_line_errors(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        heatmap_size = ShardReader(args.data, verify=False).recipe.output_size
-        plan = TrainingPlan(
-            model=named_config(args.config, heatmap_size),
-            gan_steps=args.gan_steps,
-            inversion_steps=args.inversion_steps,
-            train=TrainConfig(batch_size=args.batch_size, seed=args.seed),
-            normalisation=Normalisation(args.normalisation, args.low_c, args.high_c),
-            device=args.device,
+def run_directory(args: argparse.Namespace) -> Path:
+    return args.run_dir or args.out.with_name(args.out.name + ".run")
+
+
+def resolve_settings(args: argparse.Namespace, directory: Path) -> TrainSettings:
+    """The file's settings with the flags applied; a resumed run starts from the run's own."""
+    if not args.resume:
+        return with_flags(load_settings(args.config), args)
+    path = directory / SETTINGS_FILE
+    saved = settings_from_mapping(
+        read_json(path, SettingsError, missing="missing (not a run directory?)"), str(path)
+    )
+    settings = with_flags(saved, args)
+    forbidden = sorted(set(settings.changes_from(saved)) - RESUMABLE_CHANGES)
+    if forbidden:
+        raise SettingsError(
+            f"a resumed run cannot change {forbidden} (they change what is computed); "
+            f"it may change {sorted(RESUMABLE_CHANGES)}"
         )
-        bundle = train_model(args.data, args.out, plan)
-    except (ShardFormatError, DatasetMismatchError, ModelConfigError, ModelFileError, ValueError) as error:
+    return settings
+
+
+def make_plan(settings: TrainSettings, heatmap_size: tuple[int, int], max_minutes: float) -> TrainingPlan:
+    device = select_device(settings.device)
+    precision = settings.precision
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    return TrainingPlan(
+        model=settings.model_config(heatmap_size),
+        gan_steps=settings.gan_steps,
+        inversion_steps=settings.inversion_steps,
+        train=settings.train_config(precision),
+        normalisation=settings.normalisation_recipe(),
+        device=settings.device,
+        schedule=Schedule(
+            log_every=settings.log_every,
+            sample_every=settings.sample_every,
+            checkpoint_every=settings.checkpoint_every,
+            keep_checkpoints=settings.keep_checkpoints,
+            max_seconds=max_minutes * 60.0,
+        ),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    directory = run_directory(args)
+    try:
+        if not args.max_minutes > 0:
+            raise ValueError(f"--max-minutes must be > 0, got {args.max_minutes}")
+        settings = resolve_settings(args, directory)
+        heatmap_size = ShardReader(args.data, verify=False).recipe.output_size
+        plan = make_plan(settings, heatmap_size, args.max_minutes)
+        if _main_process():
+            if not args.resume and directory.exists() and any(directory.iterdir()):
+                raise RunDirectoryError(
+                    f"run directory {directory} is not empty; pass --resume to continue it or --run-dir"
+                )
+            directory.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(directory / SETTINGS_FILE, json.dumps(settings.to_json(), indent=2) + "\n")
+        outcome = train_model(args.data, args.out, plan, run_directory=directory, resume=args.resume)
+    except TrainingDiverged as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except (
+        ShardFormatError,
+        DatasetMismatchError,
+        ModelConfigError,
+        ModelFileError,
+        CheckpointError,
+        SettingsError,
+        ValueError,
+        FileExistsError,
+    ) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no model was written", file=sys.stderr)
+        print(f"{PROG}: interrupted; no model was written. {_resume_hint(directory, args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(
+    if _main_process():
+        print(_summary(outcome, args, directory))
+    return 0
+
+
+def _main_process() -> bool:
+    """Under torchrun only rank 0 checks and writes the run directory and reports."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _resume_hint(directory: Path, args: argparse.Namespace) -> str:
+    from thermal_synth.training.checkpoints import list_checkpoints
+    from thermal_synth.training.run import CHECKPOINTS_DIRECTORY
+
+    checkpoints = list_checkpoints(directory / CHECKPOINTS_DIRECTORY)
+    if not checkpoints:
+        return "No checkpoint was written yet."
+    return (
+        f"The last checkpoint is step {checkpoints[-1].step}; continue with: "
+        f"thermal-synth train --data {args.data} --out {args.out} --run-dir {directory} --resume"
+    )
+
+
+def _summary(outcome: TrainingOutcome, args: argparse.Namespace, directory: Path) -> str:
+    if outcome.bundle is None:
+        return f"paused at step {outcome.step} (--max-minutes). {_resume_hint(directory, args)}"
+    bundle = outcome.bundle
+    return (
         f"wrote {args.out}: config {args.config}, {bundle.training.gan_steps} GAN + "
         f"{bundle.training.inversion_steps} inversion steps, {len(bundle.bank)} appearances: "
-        f"{bundle.bank.describe_names()}"
+        f"{bundle.bank.describe_names()}; logs, samples and checkpoints in {directory}"
     )
-    return 0

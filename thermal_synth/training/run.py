@@ -1,21 +1,58 @@
-"""A whole training run from a shard dataset to a model directory (the loop around the trainer)."""
+"""A whole training run from a shard dataset to a model directory (the loop around the trainer).
+
+With a run directory the loop also logs metrics, draws sample grids and plots, and writes
+checkpoints that resume exactly: the same weights as a run that was never interrupted. That is
+what lets a model train in pieces on a GPU lent for 25 minutes at a time.
+
+    RUN/metrics.jsonl, metrics.csv, curves.png    the losses, it/s and their curves
+    RUN/samples/<phase>_<step>.png                 fixed heatmaps x fixed codes, EMA generator
+    RUN/checkpoints/step_<step>/                   see checkpoints.py
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from thermal_synth.inference import DEVICE_AUTO, select_device
+from thermal_synth.inference import DEVICE_AUTO
+from thermal_synth.json_files import file_sha256
 from thermal_synth.model.bank import LatentBank
 from thermal_synth.model.config import ModelConfig
 from thermal_synth.model.files import ModelBundle, save_model
 from thermal_synth.model.recipe import Normalisation, Preprocessing
-from thermal_synth.shards import ShardReader
-from thermal_synth.training.data import DatasetMismatchError, load_pairs
+from thermal_synth.shards import MANIFEST_NAME, ShardReader
+from thermal_synth.training.checkpoints import (
+    CheckpointError,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
+from thermal_synth.training.data import DatasetMismatchError, PairTensors, load_pairs
+from thermal_synth.training.distributed import Workers, start_workers, stop_workers
+from thermal_synth.training.run_log import RunLog
+from thermal_synth.training.samples import SampleInputs, write_sample_grid
 from thermal_synth.training.trainer import SpadeSRTrainer, TrainConfig, bank_from_sessions
+
+CHECKPOINTS_DIRECTORY = "checkpoints"
+NOT_IN_FINGERPRINT = ("precision", "compile")
+"""Settings a resumed run may change without computing something else than the run it continues."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    log_every: int = 10
+    sample_every: int = 250
+    checkpoint_every: int = 250
+    keep_checkpoints: int = 3
+    max_seconds: float = math.inf
+    """Stop with a checkpoint once this much time has passed (a GPU lent for 25 minutes)."""
 
 
 @dataclass(frozen=True)
@@ -26,33 +63,277 @@ class TrainingPlan:
     train: TrainConfig = field(default_factory=TrainConfig)
     normalisation: Normalisation = field(default_factory=Normalisation)
     device: str = DEVICE_AUTO
+    schedule: Schedule = field(default_factory=Schedule)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for a checkpoint to continue this run (step counts may grow)."""
+        train = {k: v for k, v in asdict(self.train).items() if k not in NOT_IN_FINGERPRINT}
+        normalisation = asdict(self.normalisation)
+        return {"model": self.model.to_json(), "train": train, "normalisation": normalisation}
 
 
-def train_model(data: Path, out: Path, plan: TrainingPlan, *, progress: bool = True) -> ModelBundle:
-    reader = ShardReader(Path(data))
-    if reader.recipe.output_size != plan.model.heatmap_size:
-        raise DatasetMismatchError(
-            f"{data}: heatmaps are {reader.recipe.output_size}, "
-            f"the model config takes {plan.model.heatmap_size}"
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+class RunDirectoryError(ValueError):
+    """A run directory that cannot start or resume this run; the message says why."""
+
+
+@dataclass
+class TrainingOutcome:
+    step: int
+    bundle: ModelBundle | None = None
+    """None when the run paused (time budget) before its last step."""
+    checkpoint: Path | None = None
+
+
+def train_model(
+    data: Path,
+    out: Path,
+    plan: TrainingPlan,
+    *,
+    run_directory: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainingOutcome:
+    workers, device = start_workers(plan.device)
+    try:
+        return _Run(
+            Path(data), Path(out), plan, workers=workers, device=device, run_directory=run_directory
+        ).train(resume, progress)
+    finally:
+        stop_workers(workers)
+
+
+class _Run:
+    def __init__(
+        self,
+        data: Path,
+        out: Path,
+        plan: TrainingPlan,
+        *,
+        workers: Workers,
+        device: torch.device,
+        run_directory: Path | None,
+    ) -> None:
+        self.data, self.out, self.plan, self.workers = data, out, plan, workers
+        self.reader = ShardReader(data)
+        if self.reader.recipe.output_size != plan.model.heatmap_size:
+            raise DatasetMismatchError(
+                f"{data}: heatmaps are {self.reader.recipe.output_size}, "
+                f"the model config takes {plan.model.heatmap_size}"
+            )
+        self.preprocessing = Preprocessing(self.reader.recipe, plan.normalisation)
+        self.pairs = load_pairs(self.reader, "train", self.preprocessing)
+        if len(self.pairs) == 0:
+            raise DatasetMismatchError(f"{data}: the train split is empty")
+        if plan.train.batch_size % workers.world_size:
+            raise ValueError(
+                f"batch_size {plan.train.batch_size} does not split over {workers.world_size} processes"
+            )
+        self.batch_size = min(plan.train.batch_size // workers.world_size, len(self.pairs))
+        if self.batch_size < 2:
+            raise ValueError(
+                f"each training process needs a batch of at least 2 pairs (BatchNorm), got "
+                f"{self.batch_size} (batch_size {plan.train.batch_size}, {workers.world_size} "
+                f"processes, {len(self.pairs)} training pairs)"
+            )
+        self.trainer = SpadeSRTrainer(
+            plan.model,
+            self.preprocessing,
+            plan.train,
+            device,
+            rank=workers.rank,
+            gradient_sync=workers.average_gradients,
         )
-    preprocessing = Preprocessing(reader.recipe, plan.normalisation)
-    pairs = load_pairs(reader, "train", preprocessing)
-    if len(pairs) == 0:
-        raise DatasetMismatchError(f"{data}: the train split is empty")
-    trainer = SpadeSRTrainer(plan.model, preprocessing, plan.train, select_device(plan.device))
-    batch_size = min(plan.train.batch_size, len(pairs))
-    order = torch.Generator().manual_seed(plan.train.seed)
-    phases = (
-        ("gan", plan.gan_steps, trainer.gan_step),
-        ("inversion", plan.inversion_steps, trainer.inversion_step),
-    )
-    for phase, steps, step in phases:
-        bar = tqdm(range(steps), desc=phase, unit="step", disable=not progress)
-        for _ in bar:
-            indices = torch.randint(len(pairs), (batch_size,), generator=order)
-            losses = step(*pairs.batch(indices, trainer.device))
-            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
-    bundle = trainer.bundle(LatentBank(plan.model.z_dim), dataset=str(data))
-    bundle.bank = bank_from_sessions(bundle, pairs, reader.sessions)
-    save_model(out, bundle)
-    return bundle
+        self.order = torch.Generator().manual_seed(plan.train.seed + 7919 * workers.rank)
+        self.dataset_sha256 = file_sha256(self.reader.directory / MANIFEST_NAME)
+        self.directory = run_directory
+        self.log = RunLog(run_directory) if run_directory is not None else None
+        self.last_checkpoint: Path | None = None
+        self.samples = SampleInputs.pick(self._sample_source(), plan.model.z_dim, plan.train.seed)
+        self.started = time.monotonic()
+
+    @property
+    def step(self) -> int:
+        return self.trainer.gan_steps + self.trainer.inversion_steps
+
+    @property
+    def checkpoints(self) -> Path | None:
+        return None if self.directory is None else self.directory / CHECKPOINTS_DIRECTORY
+
+    def train(self, resume: bool, progress: bool) -> TrainingOutcome:
+        self._prepare_directory(resume)
+        self.started = time.monotonic()
+        show = progress and self.workers.is_main
+        trainer, plan = self.trainer, self.plan
+        phases: tuple[tuple[str, int, int, Callable[..., dict[str, float]]], ...] = (
+            ("gan", trainer.gan_steps, plan.gan_steps, trainer.gan_step),
+            ("inversion", trainer.inversion_steps, plan.inversion_steps, trainer.inversion_step),
+        )
+        for phase, done, total, step_function in phases:
+            with tqdm(
+                total=total, initial=min(done, total), desc=phase, unit="step", disable=not show
+            ) as bar:
+                if not self._run_phase(phase, done, total, step_function, bar):
+                    return TrainingOutcome(self.step, checkpoint=self.last_checkpoint)
+        return TrainingOutcome(self.step, self._finish(), self.last_checkpoint)
+
+    def _run_phase(
+        self,
+        phase: str,
+        done: int,
+        total: int,
+        step_function: Callable[..., dict[str, float]],
+        bar: tqdm,
+    ) -> bool:
+        """Steps `done + 1 .. total` of a phase; False when the time budget ran out first."""
+        schedule = self.plan.schedule
+        interval_start, interval_steps = time.monotonic(), 0
+        for phase_step in range(done + 1, total + 1):
+            indices = torch.randint(len(self.pairs), (self.batch_size,), generator=self.order)
+            losses = step_function(*self.pairs.batch(indices, self.trainer.device))
+            self._check_finite(phase, losses)
+            bar.update()
+            interval_steps += 1
+            if phase_step % schedule.log_every == 0 or phase_step == total:
+                rate = interval_steps / max(time.monotonic() - interval_start, 1e-9)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+                self._log(phase, phase_step, losses, rate, time.monotonic() - self.started)
+                interval_start, interval_steps = time.monotonic(), 0
+            if (
+                self.log is not None
+                and self.workers.is_main
+                and (phase_step % schedule.sample_every == 0 or phase_step == total)
+            ):
+                write_sample_grid(self.directory, phase, self.step, self.trainer.ema, self.samples)
+            elapsed = time.monotonic() - self.started
+            time_up = not self.workers.all_agree(elapsed < schedule.max_seconds)
+            if phase_step % schedule.checkpoint_every == 0 or phase_step == total or time_up:
+                self._checkpoint()
+            if time_up and self.step < self.plan.gan_steps + self.plan.inversion_steps:
+                return False
+        return True
+
+    def _sample_source(self) -> PairTensors:
+        test = load_pairs(self.reader, "test", self.preprocessing)
+        return test if len(test) else self.pairs
+
+    def _prepare_directory(self, resume: bool) -> None:
+        if self.directory is None:
+            if resume:
+                raise RunDirectoryError("resuming needs the run directory that holds the checkpoints")
+            return
+        existing = list_checkpoints(self.checkpoints)
+        if resume:
+            if not existing:
+                raise RunDirectoryError(f"{self.directory}: no checkpoint to resume from")
+            self._restore(existing[-1].directory)
+            if self.workers.is_main:
+                self.log.truncate_after(self.step)
+            return
+        if existing:
+            raise RunDirectoryError(
+                f"{self.directory} already holds checkpoints (last: step {existing[-1].step}); "
+                "pass --resume to continue that run or choose another --run-dir"
+            )
+        if self.workers.is_main:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.log.truncate_after(-1)
+
+    def _identity(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.fingerprint(),
+            "dataset_sha256": self.dataset_sha256,
+            "world_size": self.workers.world_size,
+        }
+
+    def _restore(self, directory: Path) -> None:
+        state = load_checkpoint(directory)
+        identity = state.get("identity") if isinstance(state, dict) else None
+        if identity != self._identity():
+            raise CheckpointError(f"{directory}: {_identity_difference(identity, self._identity())}")
+        try:
+            self.trainer.load_state_dict(state["trainer"])
+            self.trainer.generator_rng.set_state(state["rng"]["generator"][self.workers.rank])
+            self.order.set_state(state["rng"]["order"][self.workers.rank])
+        except (KeyError, IndexError, TypeError, RuntimeError, ValueError) as error:
+            raise CheckpointError(f"{directory}: does not fit this run ({error})") from None
+        self.last_checkpoint = directory
+
+    def _checkpoint(self) -> None:
+        if self.checkpoints is None:
+            return
+        self.workers.check_in_sync(self.trainer.networks)
+        generator_states = self.workers.gather(self.trainer.generator_rng.get_state())
+        order_states = self.workers.gather(self.order.get_state())
+        if self.workers.is_main:
+            state = {
+                "identity": self._identity(),
+                "trainer": self.trainer.state_dict(),
+                "rng": {"generator": generator_states, "order": order_states},
+            }
+            self.last_checkpoint = save_checkpoint(
+                self.checkpoints, self.step, state, keep=self.plan.schedule.keep_checkpoints
+            )
+            self.log.plot()
+        self.workers.barrier()
+
+    def _check_finite(self, phase: str, losses: dict[str, float]) -> None:
+        bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
+        if self.workers.all_agree(not bad):
+            return
+        if self.last_checkpoint:
+            last = f"the last good checkpoint is kept at {self.last_checkpoint}"
+        else:
+            last = "no checkpoint was written before it"
+        raise TrainingDiverged(
+            f"{phase} step {self.step}: non-finite losses {bad or '(on another process)'}; {last}. "
+            "Lower the learning rates or raise r1_weight, then start again or --resume"
+        )
+
+    def _log(
+        self, phase: str, phase_step: int, losses: dict[str, float], rate: float, elapsed: float
+    ) -> None:
+        if self.log is None or not self.workers.is_main:
+            return
+        record = {
+            "step": self.step,
+            "phase": phase,
+            "phase_step": phase_step,
+            "elapsed_s": round(elapsed, 3),
+            "steps_per_s": round(rate, 4),
+            **losses,
+        }
+        self.log.append(record)
+
+    def _finish(self) -> ModelBundle | None:
+        if not self.workers.is_main:
+            return None
+        details = {"dataset_sha256": self.dataset_sha256, "train": asdict(self.plan.train)}
+        bundle = self.trainer.bundle(
+            LatentBank(self.plan.model.z_dim), dataset=str(self.data), details=details
+        )
+        bundle.bank = bank_from_sessions(bundle, self.pairs, self.reader.sessions)
+        save_model(self.out, bundle)
+        if self.log is not None:
+            self.log.plot()
+        return bundle
+
+
+def _identity_difference(found: Any, expected: dict[str, Any]) -> str:
+    if not isinstance(found, dict):
+        return "not a checkpoint of a training run"
+    if found.get("dataset_sha256") != expected["dataset_sha256"]:
+        return "was written for another dataset (manifest checksum differs)"
+    if found.get("world_size") != expected["world_size"]:
+        return f"was written by {found.get('world_size')} processes, this run has {expected['world_size']}"
+    plan, wanted = found.get("plan") or {}, expected["plan"]
+    differing = [
+        f"{section}.{key}"
+        for section in wanted
+        for key in set(wanted[section]) | set(plan.get(section) or {})
+        if (plan.get(section) or {}).get(key) != wanted[section].get(key)
+    ]
+    return f"was written with other settings: {', '.join(sorted(differing)) or 'unknown'}"

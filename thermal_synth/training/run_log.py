@@ -1,0 +1,109 @@
+"""The metrics of a run: JSONL (one object per log step), CSV (for a spreadsheet) and a plot.
+
+Both files are appended to as the run goes, so a run killed at any time leaves every logged
+step readable; a resumed run first drops the lines after the checkpoint it resumes from, so the
+curves of an interrupted-and-resumed run are the curves of one run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+JSONL_FILE = "metrics.jsonl"
+CSV_FILE = "metrics.csv"
+PLOT_FILE = "curves.png"
+COLUMNS = (
+    "step", "phase", "phase_step", "elapsed_s", "steps_per_s",
+    "d_loss", "d_adv", "d_rec", "r1", "g_loss", "g_rec", "e_loss", "e_l1",
+)  # fmt: skip
+"""Fixed so the CSV header never changes mid-file; a phase leaves the other phase's columns empty."""
+PLOTTED = (
+    ("adversarial", ("d_adv", "g_loss")),
+    ("heatmap reconstruction (hinge-L1)", ("d_rec", "g_rec")),
+    ("R1", ("r1",)),
+    ("inversion", ("e_loss", "e_l1")),
+)
+
+
+class RunLog:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.jsonl = directory / JSONL_FILE
+        self.csv = directory / CSV_FILE
+
+    def truncate_after(self, step: int) -> None:
+        """Drops the records of steps after `step` (a resumed run redoes them)."""
+        kept = [record for record in self.records() if record["step"] <= step]
+        self.jsonl.write_text("".join(json.dumps(record) + "\n" for record in kept))
+        with self.csv.open("w", newline="") as stream:
+            writer = csv.DictWriter(stream, COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(kept)
+
+    def append(self, record: dict[str, Any]) -> None:
+        new_csv = not self.csv.exists()
+        with self.jsonl.open("a") as stream:
+            stream.write(json.dumps(record) + "\n")
+        with self.csv.open("a", newline="") as stream:
+            writer = csv.DictWriter(stream, COLUMNS, extrasaction="ignore")
+            if new_csv:
+                writer.writeheader()
+            writer.writerow(record)
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.jsonl.exists():
+            return []
+        records = []
+        for line in self.jsonl.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # the last line of a killed run may be half written
+        return records
+
+    def plot(self) -> Path | None:
+        """curves.png: one panel per loss family, both phases on one step axis, smoothed."""
+        records = self.records()
+        if not records:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+
+        figure, axes = pyplot.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
+        for axis, (title, keys) in zip(axes.flat, PLOTTED, strict=True):
+            for key in keys:
+                points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), int | float)]
+                if not points:
+                    continue
+                steps, values = zip(*points, strict=True)
+                axis.plot(steps, values, alpha=0.25, linewidth=0.8)
+                axis.plot(steps, smooth(values), label=key, color=axis.lines[-1].get_color())
+            gan_steps = [r["step"] for r in records if r["phase"] == "gan"]
+            if gan_steps and any(r["phase"] == "inversion" for r in records):
+                boundary = max(gan_steps)
+                axis.axvline(boundary, color="grey", linestyle=":", linewidth=1)
+            axis.set_title(title)
+            axis.set_xlabel("step")
+            if axis.lines:
+                axis.legend(loc="best", fontsize="small")
+        figure.suptitle(f"training curves: {self.directory.name}")
+        path = self.directory / PLOT_FILE
+        figure.savefig(path, dpi=90)
+        pyplot.close(figure)
+        return path
+
+
+def smooth(values: Sequence[float], weight: float = 0.9) -> list[float]:
+    """Exponential moving average with bias correction (the first points are not pulled to 0)."""
+    smoothed, average = [], 0.0
+    for index, value in enumerate(values, start=1):
+        average = weight * average + (1.0 - weight) * value if math.isfinite(value) else average
+        smoothed.append(average / (1.0 - weight**index))
+    return smoothed
