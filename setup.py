@@ -16,7 +16,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ],
-    package_data={"thermal_synth": ["config/*.yaml", "data/*.npy"]},
+    package_data={"thermal_synth": ["data/*.npy", "models/default/*"]},
     python_requires=">=3.10",
     # ROS client libraries are deliberately absent: on a ROS install they come from the
     # sourced distro (package.xml), elsewhere `make setup` installs the Jazzy wheels.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -144,18 +145,28 @@ def test_training_refuses_a_dataset_of_another_heatmap_size(sim_dataset: Path, t
     assert not (tmp_path / "model").exists()
 
 
-def test_train_command_writes_a_loadable_model(sim_dataset: Path, tmp_path: Path) -> None:
+def test_train_command_writes_a_loadable_model_that_carries_its_evaluation(
+    sim_dataset: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "model"
     result = subprocess.run(
         [str(BIN / "thermal-synth"), "train", "--data", str(sim_dataset), "--out", str(out),
-         "--gan-steps", "1", "--inversion-steps", "1", "--batch-size", "2", "--device", "cpu"],
-        capture_output=True, text=True, timeout=300, check=False,
+         "--gan-steps", "1", "--inversion-steps", "1", "--batch-size", "2", "--device", "cpu",
+         "--eval-samples", "6"],
+        capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "1 GAN + 1 inversion steps" in result.stdout
     description = json.loads((out / "model.json").read_text())
     assert description["config"]["generator_channels"] == [128, 96, 48, 24]
     assert load_trained_model(out).training.gan_steps == 1
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_samples"] == 6
+    assert metrics["split"] == "test"
+    assert np.isfinite(metrics["fid"])
+    assert 0.0 < metrics["mae"] < 1.0
+    assert (tmp_path / "model.run" / "eval" / "report.md").is_file()
 
 
 def test_train_command_errors_are_one_line(tmp_path: Path) -> None:

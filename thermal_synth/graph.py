@@ -96,8 +96,16 @@ BRINGUPS = {
 
 
 def config_dir() -> Path:
-    """The source tree's config/ (pip -e and tests); launch files use the installed share/ copy instead."""
-    return Path(__file__).resolve().parents[1] / "config"
+    """The source tree's config/ (pip -e, tests), else the installed share/thermal_synth/config (colcon)."""
+    source = Path(__file__).resolve().parents[1] / "config"
+    if source.is_dir():
+        return source
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("thermal_synth")) / "config"
+    except (ImportError, KeyError):
+        return source
 
 
 def yaml_parameters(parameter_file: Path, node_name: str) -> dict[str, object]:

@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -44,6 +45,8 @@ from thermal_synth.training.settings import (
 
 PROG = "thermal-synth train"
 SETTINGS_FILE = "settings.json"
+EVALUATION_DIRECTORY = "eval"
+METRICS_FILE = "metrics.json"
 EXIT_DIVERGED = 3
 
 
@@ -151,8 +154,34 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no model was written. {_resume_hint(directory, args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if _main_process():
-        print(_summary(outcome, args, directory))
+    if not _main_process():
+        return 0
+    print(_summary(outcome, args, directory))
+    if outcome.bundle is not None and settings.eval_samples > 0:
+        return _evaluate(args, settings, directory)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, settings: TrainSettings, directory: Path) -> int:
+    """The held-out evaluation every model directory carries (metrics.json beside the weights)."""
+    from thermal_synth.evaluation.fid import FidUnavailable
+    from thermal_synth.evaluation.report import format_summary
+    from thermal_synth.evaluation.run import EvalConfig, EvaluationError, evaluate
+
+    if not ShardReader(args.data, verify=False).shard_entries("test"):
+        print("no held-out (test) split in the dataset: the model carries no metrics.json")
+        return 0
+    report = directory / EVALUATION_DIRECTORY
+    if report.exists():
+        shutil.rmtree(report)
+    config = EvalConfig(max_samples=settings.eval_samples, device=settings.device, seed=settings.seed)
+    try:
+        metrics = evaluate(args.out, args.data, report, config, progress=True)
+    except (EvaluationError, FidUnavailable, DatasetMismatchError) as error:
+        print(f"{PROG}: error: the model was written, but its evaluation failed: {error}", file=sys.stderr)
+        return 1
+    shutil.copyfile(report / METRICS_FILE, args.out / METRICS_FILE)
+    print(format_summary(metrics, report))
     return 0
 
 

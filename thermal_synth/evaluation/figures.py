@@ -1,0 +1,114 @@
+"""The evaluation's pictures: samples, the disentanglement grid and the silhouettes.
+
+Tiles are shown at twice the model's resolution with nearest-neighbour enlargement: a 96x128
+frame is too small to judge on a screen, and smoothing would hide exactly the artefacts a
+reader is looking for.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from thermal_synth.contact_sheet import captioned_grid
+from thermal_synth.evaluation.metrics import Evaluation, evenly_spread
+from thermal_synth.evaluation.silhouettes import iou
+
+TILE_SCALE = 2
+SAMPLE_COLUMNS = 8
+SILHOUETTE_ROWS = 6
+EMPTY_SHEET_WIDTH = 480
+NO_MASKS = "no person masks in this dataset: nothing to compare with"
+BOTH, MISSED, EXTRA = (255, 255, 255), (230, 40, 40), (60, 120, 255)
+"""Overlay colours: true and segmented, true only (the person is missing), segmented only."""
+
+
+def enlarge(image: np.ndarray) -> np.ndarray:
+    return image.repeat(TILE_SCALE, axis=0).repeat(TILE_SCALE, axis=1)
+
+
+def samples_sheet(evaluation: Evaluation) -> np.ndarray:
+    """Three rows: real frames | G(h, I(x)) | G(h, z), the same evenly spread frames in each."""
+    chosen = evenly_spread(len(evaluation.real), SAMPLE_COLUMNS)
+    tiles, captions = [], []
+    for index in chosen:
+        tiles.append(enlarge(evaluation.real[index]))
+        captions.append([f"real #{index}", evaluation.session_labels[index]])
+    for index in chosen:
+        tiles.append(enlarge(evaluation.reconstructions[index]))
+        captions.append(["G(h, I(x)) reconstruction", f"MAE {evaluation.sample_mae[index]:.4f}"])
+    for index in chosen:
+        tiles.append(enlarge(evaluation.samples[index]))
+        captions.append(["G(h, z) random z", f"same heatmap as #{index}"])
+    return captioned_grid(tiles, captions, columns=len(chosen), caption_lines=2)
+
+
+def disentanglement_sheet(evaluation: Evaluation) -> np.ndarray:
+    """Header row: the frames whose heatmaps are used; header column: the codes' appearances;
+    cell (c, j): code c painted with heatmap j. Each row should keep one outfit and room, each
+    column one pose."""
+    grid = evaluation.disentanglement
+    blank = np.full_like(enlarge(grid.heatmap_frames[0]), 255)
+    tiles = [blank]
+    captions = [["rows: codes", "columns: heatmaps", ""]]
+    for label, frame in zip(grid.heatmap_labels, grid.heatmap_frames, strict=True):
+        tiles.append(enlarge(frame))
+        captions.append(["heatmap (pose) of", label, ""])
+    for code, (name, frame) in enumerate(zip(grid.code_names, grid.code_frames, strict=True)):
+        tiles.append(enlarge(frame))
+        captions.append(["code (appearance) of", name, ""])
+        for column, cell in enumerate(grid.cells[code]):
+            tiles.append(enlarge(cell))
+            captions.append(_cell_caption(evaluation, code, column))
+    return captioned_grid(tiles, captions, columns=len(grid.heatmap_labels) + 1, caption_lines=3)
+
+
+def _cell_caption(evaluation: Evaluation, code: int, column: int) -> list[str]:
+    retention = evaluation.disentanglement.retention
+    if retention is None or not retention.valid[code, column]:
+        return [f"code {code + 1}, heatmap {column + 1}", "", ""]
+    distances = retention.distances[code, column]
+    nearest = int(np.argmin(distances))
+    verdict = "nearest: own source" if nearest == code else f"nearest: code {nearest + 1}'s source"
+    if retention.codes < 2:
+        verdict = ""
+    return [f"code {code + 1}, heatmap {column + 1}", f"colour distance {distances[code]:.3f}", verdict]
+
+
+def silhouettes_sheet(evaluation: Evaluation) -> np.ndarray:
+    """Per row: real | G(h, I(x)) | true vs segmented real (the ceiling) | true vs segmented G."""
+    rows = evaluation.silhouette_rows
+    if evaluation.true_masks is None or rows.size == 0:
+        return captioned_grid(
+            [], [], columns=1, caption_lines=1, min_cell_width=EMPTY_SHEET_WIDTH, empty_text=NO_MASKS
+        )
+    tiles, captions = [], []
+    legend = "red missed, blue extra"
+    for index in rows[evenly_spread(rows.size, SILHOUETTE_ROWS)]:
+        truth = evaluation.true_masks[index]
+        real_mask, generated_mask = evaluation.real_masks[index], evaluation.generated_masks[index]
+        tiles += [
+            enlarge(evaluation.real[index]),
+            enlarge(evaluation.reconstructions[index]),
+            enlarge(overlay(truth, real_mask)),
+            enlarge(overlay(truth, generated_mask)),
+        ]
+        captions += [
+            [f"real #{index}", evaluation.session_labels[index], ""],
+            ["G(h, I(x))", f"MAE {evaluation.sample_mae[index]:.4f}", ""],
+            ["true vs segmented real", f"IoU {_iou(real_mask, truth):.3f} (ceiling)", legend],
+            ["true vs segmented G", f"IoU {_iou(generated_mask, truth):.3f}", legend],
+        ]
+    return captioned_grid(tiles, captions, columns=4, caption_lines=3)
+
+
+def overlay(truth: np.ndarray, segmented: np.ndarray) -> np.ndarray:
+    """(H, W) bool masks -> (H, W, 3) uint8: where they agree and where they do not."""
+    image = np.zeros((*truth.shape, 3), np.uint8)
+    image[truth & segmented] = BOTH
+    image[truth & ~segmented] = MISSED
+    image[~truth & segmented] = EXTRA
+    return image
+
+
+def _iou(predicted: np.ndarray, truth: np.ndarray) -> float:
+    return float(iou(predicted[None], truth[None])[0])

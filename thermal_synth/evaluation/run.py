@@ -1,0 +1,357 @@
+"""One evaluation of a trained model on one split of a shard dataset, and its output directory.
+
+`measure` computes everything in memory (the numbers and the pictures' pixels); `evaluate`
+also writes report.md, metrics.json and the PNGs. Both take the model and dataset by path, so
+the trainer, the release script and the command line evaluate the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from thermal_synth.evaluation.fid import InceptionFeatures, frechet_distance
+from thermal_synth.evaluation.metrics import (
+    TARGETS,
+    Disentanglement,
+    Evaluation,
+    appearance_retention,
+    evenly_spread,
+    finite_or_none,
+    mean_person_colour,
+    target_met,
+)
+from thermal_synth.evaluation.report import write_report
+from thermal_synth.evaluation.silhouettes import cross_fold_backgrounds, iou, segment_with, usable
+from thermal_synth.inference import DEVICE_AUTO, select_device, to_uint8
+from thermal_synth.model.files import ModelBundle, load_trained_model
+from thermal_synth.output_dirs import check_output_dir, staged_directory
+from thermal_synth.shards import SPLITS, SessionRecord, ShardReader
+from thermal_synth.training.data import DatasetMismatchError, PairTensors, load_pairs
+from thermal_synth.training.trainer import appearance_name, bank_from_sessions
+
+FORMAT_NAME = "thermal_synth.evaluation"
+FORMAT_VERSION = 1
+MAX_GRID_CODES = 4
+MAX_GRID_HEATMAPS = 6
+
+
+class EvaluationError(ValueError):
+    """An evaluation that cannot run as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    split: str = "test"
+    """Not train by default: the paper's FID on training images says how well the GAN memorised."""
+    max_samples: int = 1000
+    batch_size: int = 32
+    device: str = DEVICE_AUTO
+    seed: int = 0
+    """Seeds the z of the random samples, so two evaluations of one model give the same FID."""
+    fid: bool = True
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise EvaluationError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        for name in ("max_samples", "batch_size"):
+            if getattr(self, name) < 1:
+                raise EvaluationError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise EvaluationError(f"seed must be >= 0, got {self.seed}")
+
+
+def session_label(session: SessionRecord) -> str:
+    """Who and where, for a caption: recorded session names are long and unique, not telling."""
+    return f"{session.identity}, {session.scene}"
+
+
+def measure(
+    model: str | Path | None,
+    data: Path,
+    config: EvalConfig = EvalConfig(),
+    *,
+    features: InceptionFeatures | None = None,
+    progress: bool = False,
+) -> Evaluation:
+    """Evaluates `model` (empty: the packaged default) on `config.split` of the dataset `data`."""
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    data = Path(data)
+    if not data.is_dir():
+        raise EvaluationError(f"{data}: no such dataset directory")
+    reader = ShardReader(data)
+    bundle = load_trained_model(model)
+    pairs = load_pairs(reader, config.split, bundle.preprocessing)
+    if tuple(pairs.images.shape[-2:]) != bundle.config.image_size:
+        raise DatasetMismatchError(
+            f"{data}: images are {tuple(pairs.images.shape[-2:])}, "
+            f"the model paints {bundle.config.image_size}"
+        )
+    if len(pairs) == 0:
+        raise EvaluationError(f"{data}: the {config.split} split is empty; choose another with --split")
+    rows = evenly_spread(len(pairs), config.max_samples)
+    if config.fid and len(rows) < 2:
+        raise EvaluationError(
+            f"{data}: FID needs at least 2 samples, the {config.split} split gives {len(rows)} "
+            "(raise --max-samples, choose another --split, or pass --no-fid)"
+        )
+    has_masks = "person_mask" in reader.fields
+    raw = reader.load_split(config.split, ["rgb", "person_mask"] if has_masks else ["rgb"])
+    disentanglement_inputs = _grid_inputs(bundle, pairs, reader)
+    device = select_device(config.device)
+    if config.fid and features is None:
+        features = InceptionFeatures(device, config.batch_size)  # before the work: missing weights fail fast
+    bundle.networks.to(device).eval()
+    timings["load_s"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    reconstructions, samples, sample_mae = _generate(bundle, pairs, rows, config, device, progress=progress)
+    disentanglement = _paint_grid(bundle, pairs, raw, disentanglement_inputs, device)
+    timings["generate_s"] = time.perf_counter() - clock
+    real = raw["rgb"][rows]
+    labels = [session_label(reader.sessions[s]) for s in pairs.sessions[rows]]
+    evaluation = Evaluation({}, real, reconstructions, samples, sample_mae, labels, disentanglement)
+
+    clock = time.perf_counter()
+    fids = _fids(evaluation, features, progress=progress) if config.fid and features is not None else {}
+    timings["fid_s"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    unavailable: dict[str, str] = {}
+    if not config.fid:
+        unavailable["fid"] = unavailable["fid_reconstruction"] = "skipped (--no-fid)"
+    silhouettes = {"silhouette_iou": None, "silhouette_iou_ceiling": None, "silhouette_samples": 0}
+    if has_masks:
+        silhouettes.update(_silhouettes(evaluation, raw, pairs.sessions, rows, unavailable))
+    else:
+        unavailable["silhouette_iou"] = unavailable["silhouette_iou_ceiling"] = (
+            "the dataset has no person_mask field (only simulated or hand-labelled datasets do)"
+        )
+    timings["silhouettes_s"] = time.perf_counter() - clock
+    timings["total_s"] = sum(timings.values())
+
+    metrics = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "model": str(Path(bundle.directory).resolve()),
+        "dataset": str(data.resolve()),
+        "split": config.split,
+        "split_size": len(pairs),
+        "n_samples": len(rows),
+        "seed": config.seed,
+        "device": str(device),
+        "model_training": {
+            "gan_steps": bundle.training.gan_steps,
+            "inversion_steps": bundle.training.inversion_steps,
+            "dataset": bundle.training.dataset,
+        },
+        "mae": finite_or_none(float(sample_mae.mean())),
+        "fid": fids.get("fid"),
+        "fid_reconstruction": fids.get("fid_reconstruction"),
+        **silhouettes,
+        **_appearance_metrics(disentanglement, has_masks, unavailable),
+        "unavailable": unavailable,
+        "timings_s": {name: round(seconds, 3) for name, seconds in timings.items()},
+    }
+    metrics["targets"] = {
+        name: {"bound": f"{operator} {bound}", "met": target_met(name, metrics[name])}
+        for name, (operator, bound) in TARGETS.items()
+    }
+    evaluation.metrics = metrics
+    return evaluation
+
+
+def evaluate(
+    model: str | Path | None,
+    data: Path,
+    out: Path,
+    config: EvalConfig = EvalConfig(),
+    *,
+    features: InceptionFeatures | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """`measure`, then report.md, metrics.json and the PNGs in `out` (which appears whole or not
+    at all); returns the metrics."""
+    check_output_dir(out)
+    evaluation = measure(model, data, config, features=features, progress=progress)
+    with staged_directory(out) as staging:
+        write_report(evaluation, staging)
+    return evaluation.metrics
+
+
+@torch.inference_mode()
+def _generate(
+    bundle: ModelBundle,
+    pairs: PairTensors,
+    rows: np.ndarray,
+    config: EvalConfig,
+    device: torch.device,
+    *,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """G(h, I(x)), G(h, z) and the per-frame MAE on [0, 1] of the first against x.
+
+    The codes z are drawn on the CPU in one go, so the samples do not depend on the batch size
+    or the device.
+    """
+    generator, encoder = bundle.networks.generator, bundle.networks.encoder
+    codes = torch.randn(len(rows), bundle.config.z_dim, generator=torch.Generator().manual_seed(config.seed))
+    reconstructions, samples, errors = [], [], []
+    starts = range(0, len(rows), config.batch_size)
+    for start in tqdm(starts, desc="generate", unit="batch", disable=not progress):
+        batch = torch.from_numpy(rows[start : start + config.batch_size])
+        images, heatmaps, _ = pairs.batch(batch, device)
+        reconstructed = generator(encoder(images), heatmaps)
+        errors.append(((reconstructed - images).abs().mean((1, 2, 3)) / 2.0).double().cpu().numpy())
+        reconstructions.append(to_uint8(reconstructed))
+        samples.append(to_uint8(generator(codes[start : start + config.batch_size].to(device), heatmaps)))
+    return np.concatenate(reconstructions), np.concatenate(samples), np.concatenate(errors)
+
+
+def _fids(evaluation: Evaluation, features: InceptionFeatures, *, progress: bool) -> dict[str, float | None]:
+    sets = {
+        "real": evaluation.real,
+        "samples": evaluation.samples,
+        "reconstructions": evaluation.reconstructions,
+    }
+    computed = {}
+    bar = tqdm(
+        total=sum(len(images) for images in sets.values()),
+        desc="inception",
+        unit="image",
+        disable=not progress,
+    )
+    with bar:
+        for name, images in sets.items():
+            chunks = []
+            for start in range(0, len(images), features.batch_size):
+                chunks.append(features(images[start : start + features.batch_size]))
+                bar.update(len(chunks[-1]))
+            computed[name] = np.concatenate(chunks)
+    return {
+        "fid": finite_or_none(frechet_distance(computed["real"], computed["samples"])),
+        "fid_reconstruction": finite_or_none(frechet_distance(computed["real"], computed["reconstructions"])),
+    }
+
+
+def _silhouettes(
+    evaluation: Evaluation,
+    raw: dict[str, np.ndarray],
+    sessions: np.ndarray,
+    rows: np.ndarray,
+    unavailable: dict[str, str],
+) -> dict[str, Any]:
+    backgrounds = cross_fold_backgrounds(raw["rgb"], raw["person_mask"], sessions)
+    evaluation.true_masks = raw["person_mask"][rows]
+    evaluation.real_masks = segment_with(backgrounds, rows, evaluation.real)
+    evaluation.generated_masks = segment_with(backgrounds, rows, evaluation.reconstructions)
+    evaluation.silhouette_rows = np.flatnonzero(usable(backgrounds, rows))
+    kept = evaluation.silhouette_rows
+    if kept.size == 0:
+        unavailable["silhouette_iou"] = unavailable["silhouette_iou_ceiling"] = (
+            "no session has two folds of frames showing enough of the empty room to estimate it"
+        )
+        return {}
+    truth = evaluation.true_masks[kept]
+    return {
+        "silhouette_iou": finite_or_none(float(iou(evaluation.generated_masks[kept], truth).mean())),
+        "silhouette_iou_ceiling": finite_or_none(float(iou(evaluation.real_masks[kept], truth).mean())),
+        "silhouette_samples": int(kept.size),
+    }
+
+
+@dataclass
+class _GridInputs:
+    code_names: list[str]
+    codes: np.ndarray
+    code_rows: list[np.ndarray]
+    """Per code: all split rows of its appearance (for the source colour and frame)."""
+    heatmap_rows: np.ndarray
+    heatmap_labels: list[str]
+
+
+def _grid_inputs(bundle: ModelBundle, pairs: PairTensors, reader: ShardReader) -> _GridInputs:
+    """The split's appearances (one mean encoder code each, as the trainer's bank makes them) and
+    one middle frame of each of up to MAX_GRID_HEATMAPS sessions. Runs on the CPU, before the
+    networks move to the evaluation device, because the bank is built from CPU tensors."""
+    bank = bank_from_sessions(bundle, pairs, reader.sessions)
+    names = bank.names()
+    chosen = [names[i] for i in evenly_spread(len(names), MAX_GRID_CODES)]
+    appearance_of = np.array([appearance_name(session) for session in reader.sessions])
+    code_rows = [np.flatnonzero(appearance_of[pairs.sessions] == name) for name in chosen]
+    present = np.unique(pairs.sessions)
+    heatmap_sessions = present[evenly_spread(len(present), MAX_GRID_HEATMAPS)]
+    heatmap_rows = []
+    for session in heatmap_sessions:
+        session_rows = np.flatnonzero(pairs.sessions == session)
+        heatmap_rows.append(session_rows[len(session_rows) // 2])
+    labels = [session_label(reader.sessions[s]) for s in heatmap_sessions]
+    codes = np.stack([bank.get(name).z for name in chosen]).astype(np.float32)
+    return _GridInputs(chosen, codes, code_rows, np.array(heatmap_rows, np.int64), labels)
+
+
+@torch.inference_mode()
+def _paint_grid(
+    bundle: ModelBundle,
+    pairs: PairTensors,
+    raw: dict[str, np.ndarray],
+    inputs: _GridInputs,
+    device: torch.device,
+) -> Disentanglement:
+    generator = bundle.networks.generator
+    heatmaps = pairs.heatmaps[torch.from_numpy(inputs.heatmap_rows)].to(device)
+    codes = torch.from_numpy(inputs.codes).to(device)
+    cells = np.stack([to_uint8(generator(code.expand(len(heatmaps), -1), heatmaps)) for code in codes])
+    retention = None
+    if "person_mask" in raw:
+        masks = raw["person_mask"]
+        sources = np.stack([mean_person_colour(raw["rgb"][rows], masks[rows]) for rows in inputs.code_rows])
+        cell_colours = np.stack(
+            [
+                [
+                    mean_person_colour(cell[None], masks[row][None])
+                    for cell, row in zip(row_cells, inputs.heatmap_rows, strict=True)
+                ]
+                for row_cells in cells
+            ]
+        )
+        retention = appearance_retention(cell_colours, sources)
+    code_frames = np.stack([raw["rgb"][rows[len(rows) // 2]] for rows in inputs.code_rows])
+    return Disentanglement(
+        inputs.code_names,
+        code_frames,
+        inputs.heatmap_labels,
+        raw["rgb"][inputs.heatmap_rows],
+        cells,
+        retention,
+    )
+
+
+def _appearance_metrics(
+    grid: Disentanglement, has_masks: bool, unavailable: dict[str, str]
+) -> dict[str, Any]:
+    retention = grid.retention
+    values = {
+        "appearance_codes": len(grid.code_names),
+        "appearance_heatmaps": len(grid.heatmap_labels),
+        "appearance_distance": None if retention is None else retention.own_distance(),
+        "appearance_distance_other": None if retention is None else retention.other_distance(),
+        "appearance_retention": None if retention is None else retention.retention(),
+        "appearance_retention_chance": 1.0 / len(grid.code_names) if len(grid.code_names) >= 2 else None,
+    }
+    if not has_masks:
+        reason = "the dataset has no person_mask field to say which pixels are the person"
+        for name in ("appearance_distance", "appearance_distance_other", "appearance_retention"):
+            unavailable[name] = reason
+    elif len(grid.code_names) < 2:
+        reason = f"the split has {len(grid.code_names)} appearance(s); comparing needs at least 2"
+        for name in ("appearance_distance_other", "appearance_retention"):
+            unavailable[name] = reason
+    return values
