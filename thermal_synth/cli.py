@@ -9,6 +9,7 @@ import sys
 from thermal_synth import bag_cli, codes, demo, simulate
 from thermal_synth.dataset import cli as dataset_cli
 from thermal_synth.evaluation import cli as evaluation_cli
+from thermal_synth.privacy_audit import cli as privacy_audit_cli
 from thermal_synth.training import cli as training_cli
 
 
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_parser(commands)
     training_cli.add_parser(commands)
     evaluation_cli.add_parser(commands)
+    privacy_audit_cli.add_parser(commands)
     codes.add_parser(commands)
     dataset_cli.add_parser(commands)
     bag_cli.add_parser(commands)

@@ -130,6 +130,22 @@ class SimRig:
         )
         return labels, temperature
 
+    def render_empty_thermal(self, t: float) -> np.ndarray:
+        """(120, 160) uint16 centi-Kelvin: the frame `render(t)` would give with nobody in the room.
+
+        Same backdrop, heat sources, fixed-pattern and temporal noise and FFC offset, so the two
+        frames differ only where the person was (and the optical blur around them): negatives a
+        presence detector can tell apart by the person alone, not by the sensor's state."""
+        nobody = np.zeros(THERMAL_SHAPE, np.uint8)
+        temperature, _ = self._thermal.true_temperature(nobody, (0.0, 0.0), 0.0)
+        offset_ck, _ = self._ffc.at(t)
+        return self._thermal.sense(temperature, offset_ck, self._thermal_noise_offset(t))
+
+    def _thermal_noise_offset(self, t: float) -> tuple[int, int]:
+        """The window of temporal noise `render(t)` uses, derived from the same frame key."""
+        frame_key = _hash64(self.session.seed, round(t * 1e6))
+        return (frame_key >> 10) & 31, (frame_key >> 15) & 31
+
     def render(self, t: float) -> SimPair:
         pose = self._motion.pose_at(t)
         labels_t, view_t, shapes = self._thermal_labels(pose)

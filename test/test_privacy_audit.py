@@ -1,0 +1,294 @@
+"""The privacy audit: empty-scene negatives, attackers that really learn, the report end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import BIN, stop
+
+from thermal_driver.rig.rig import SimRig, sessions
+from thermal_msgs.privacy import privacy_downsample
+from thermal_msgs.units import centikelvin_to_celsius
+from thermal_synth.cli import main
+from thermal_synth.privacy_audit.attackers import TrainSettings, predict, thermal_input, train_classifier
+from thermal_synth.privacy_audit.audit import (
+    AuditConfig,
+    plan_reidentification,
+    run_audit,
+    wilson_interval,
+)
+from thermal_synth.privacy_audit.data import (
+    RAW,
+    AuditDataError,
+    Resolution,
+    attacker_view,
+    load_audit_data,
+    parse_resolutions,
+    render_empty_scenes,
+)
+from thermal_synth.shards import ShardReader
+from thermal_synth.simulate import SimConfig, generate
+
+QUICK = ("--steps", "3", "--max-samples", "40", "--no-fid")
+SINGLE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+"""The audit's subprocess shares two cores with others: one thread wastes no CPU on spinning."""
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """In-process attackers too: a second thread on a shared two-core machine mostly spins."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def audit_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two sessions per person (20 sessions of 6 frames): `sim_dataset` has one, too few to re-identify."""
+    out = tmp_path_factory.mktemp("audit") / "sim"
+    generate(SimConfig(pairs=120, seed=3, frames_per_session=6), out, progress=False)
+    return out
+
+
+def test_empty_scene_frame_is_the_same_room_without_the_person() -> None:
+    rig = SimRig(sessions(3, seed=21)[1])
+    for t in (0.0, 7.3):
+        pair = rig.render(t)
+        empty = rig.render_empty_thermal(t)
+        assert empty.dtype == np.uint16
+        assert empty.shape == pair.thermal_centikelvin.shape
+        person = pair.person_mask_thermal
+        assert person.mean() > 0.05
+        warmth_k = (pair.thermal_centikelvin.astype(np.int32) - empty.astype(np.int32)) / 100.0
+        assert warmth_k[person].mean() > 3.0
+        assert np.mean(warmth_k[person] > 0) > 0.8
+        halo = cv2.dilate(person.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+        assert np.array_equal(empty[~halo], pair.thermal_centikelvin[~halo])
+    assert not np.array_equal(rig.render_empty_thermal(0.0), rig.render_empty_thermal(7.3))
+
+
+def test_attackers_see_what_the_driver_publishes(audit_dataset: Path) -> None:
+    reader = ShardReader(audit_dataset)
+    stored = reader.load_split("train", ["thermal", "heatmap"])
+    thermal = stored["thermal"][:5]
+    raw = attacker_view(thermal, RAW, reader.recipe.blur_sigma)
+    assert raw.shape == (5, 120, 160)
+    np.testing.assert_array_equal(raw, centikelvin_to_celsius(thermal))
+    heatmap = attacker_view(thermal, Resolution(12, 16), reader.recipe.blur_sigma)
+    np.testing.assert_array_equal(heatmap, stored["heatmap"][:5])
+    coarse = attacker_view(thermal, Resolution(5, 8), reader.recipe.blur_sigma)
+    assert coarse.shape == (5, 5, 8)
+    expected = privacy_downsample(centikelvin_to_celsius(thermal), (5, 8), reader.recipe.blur_sigma)
+    np.testing.assert_array_equal(coarse, expected)
+
+
+def test_resolutions_parse_raw_and_publishable_sizes_only() -> None:
+    assert parse_resolutions("120x160, 12x16,5X8") == (RAW, Resolution(12, 16), Resolution(5, 8))
+    for bad, reason in [
+        ("12by16", "not ROWSxCOLS"),
+        ("60x80", "privacy-safe maximum"),
+        ("0x8", "positive"),
+        ("5x8,5x8", "twice"),
+        ("", "not ROWSxCOLS"),
+    ]:
+        with pytest.raises(ValueError, match=reason):
+            parse_resolutions(bad)
+
+
+def test_detector_learns_presence_from_the_raw_frame(audit_dataset: Path) -> None:
+    data = load_audit_data(audit_dataset)
+    train, test = data.in_splits(["train"]), data.in_splits(["test", "heldout"])
+
+    def examples(rows: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        frames = np.concatenate([data.thermal[rows], render_empty_scenes(data, rows)])
+        labels = np.r_[np.ones(len(rows)), np.zeros(len(rows))].astype(np.int64)
+        return thermal_input(attacker_view(frames, RAW, data.blur_sigma)), labels
+
+    inputs, labels = examples(train)
+    model = train_classifier(inputs, labels, 2, TrainSettings(steps=40, batch_size=32, seed=1))
+    test_inputs, test_labels = examples(test)
+    predicted = predict(model, test_inputs, "cpu").argmax(1).numpy()
+    assert len(set(data.session[test])) >= 4
+    assert np.mean(predicted == test_labels) >= 0.9
+
+
+def test_training_is_deterministic_for_a_seed() -> None:
+    rng = np.random.default_rng(0)
+    inputs = thermal_input(rng.normal(25.0, 3.0, (16, 5, 8)))
+    labels = rng.integers(0, 3, 16)
+    settings = TrainSettings(steps=4, batch_size=8, seed=7)
+    first, second = (train_classifier(inputs, labels, 3, settings).state_dict() for _ in range(2))
+    assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_negatives_need_the_simulator_that_made_the_dataset(audit_dataset: Path) -> None:
+    data = load_audit_data(audit_dataset)
+    rows = np.flatnonzero(data.session == 0)
+    data.thermal[rows] = data.thermal[rows] + np.uint16(300)
+    with pytest.raises(AuditDataError, match="not what this simulator renders"):
+        render_empty_scenes(data, rows)
+
+
+def test_reidentification_tests_unseen_sessions_of_known_people(audit_dataset: Path) -> None:
+    data = load_audit_data(audit_dataset)
+    plan = plan_reidentification(data, AuditConfig(), np.random.default_rng(0))
+    assert not isinstance(plan, str)
+    assert len(plan.identities) == 10
+    assert "all 10 identities" in plan.population
+    assert len(plan.folds) == 2
+    for tested in plan.folds:
+        people = [data.sessions[s].identity for s in tested]
+        assert sorted(people) == list(plan.identities)
+        trained = set(plan.sessions) - set(tested)
+        assert {data.sessions[s].identity for s in trained} == set(plan.identities)
+    assert sorted(s for fold in plan.folds for s in fold) == list(plan.sessions)
+    heldout_only = plan_reidentification(
+        data, AuditConfig(min_heldout_identities=2), np.random.default_rng(0)
+    )
+    assert not isinstance(heldout_only, str)
+    assert len(heldout_only.identities) == 2
+    assert all(data.sessions[s].split == "heldout" for s in heldout_only.sessions)
+
+
+def test_wilson_interval_brackets_the_session_accuracy() -> None:
+    assert wilson_interval(0, 10) == pytest.approx([0.0, 0.2775], abs=1e-4)
+    assert wilson_interval(5, 10) == pytest.approx([0.2366, 0.7634], abs=1e-4)
+    assert wilson_interval(0, 0) == [0.0, 1.0]
+
+
+def test_privacy_audit_end_to_end(audit_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "audit"
+    done = subprocess.run(
+        [
+            str(BIN / "thermal-synth"),
+            "privacy-audit",
+            "--data",
+            str(audit_dataset),
+            "--out",
+            str(out),
+            *QUICK,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=SINGLE_THREAD,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "re-identification 12x16" in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "audit.json",
+        "audit.md",
+        "audit.png",
+        "reconstructions.png",
+    ]
+    result = json.loads((out / "audit.json").read_text())
+    labels = ["120x160", "12x16", "5x8"]
+    assert result["resolutions"] == labels
+    attacks = result["attacks"]
+    assert all(attack["status"] == "ok" for attack in attacks.values())
+    for label in labels:
+        assert attacks["detection"]["results"][label]["chance"] == 0.5
+        assert 0.0 <= attacks["detection"]["results"][label]["accuracy"] <= 1.0
+        assert attacks["reidentification"]["results"][label]["chance"] == pytest.approx(1 / 10)
+        assert 0.0 < attacks["reconstruction"]["results"][label]["mae"] < 1.0
+    assert len(attacks["reidentification"]["identities"]) == 10
+    assert 0.0 < attacks["reconstruction"]["baseline"]["mae"] < 1.0
+    report = (out / "audit.md").read_text()
+    for label in ["120x160 (raw)", "12x16", "5x8"]:
+        for attack in ["person detection", "re-identification (10 people)", "RGB reconstruction"]:
+            assert f"| {label} | {attack} |" in report
+    assert "| 0.500 |" in report
+    assert "| 0.100 |" in report
+    assert "Table II" in report
+    for picture in ("audit.png", "reconstructions.png"):
+        image = cv2.imread(str(out / picture))
+        assert image is not None
+        assert min(image.shape[:2]) > 300
+    assert "reidentification 5x8: accuracy" in done.stdout
+
+
+def test_reidentification_is_skipped_with_a_reason_and_fid_is_measured(
+    sim_dataset: Path, tmp_path: Path
+) -> None:
+    """`sim_dataset` has one session per person; the FID path runs on whatever the other attacks give."""
+    fid = pytest.importorskip("thermal_synth.evaluation.fid")
+    try:
+        fid.InceptionFeatures()
+    except fid.FidUnavailable as exc:
+        pytest.skip(str(exc))
+    config = AuditConfig(resolutions=(Resolution(5, 8),), steps=2, max_samples=12, fid_samples=4)
+    result = run_audit(sim_dataset, tmp_path / "audit", config, progress=False)
+    reid = result["attacks"]["reidentification"]
+    assert reid["status"] == "skipped"
+    assert "2 or more sessions" in reid["reason"]
+    reconstruction = result["attacks"]["reconstruction"]
+    assert reconstruction["results"]["5x8"]["fid"] > 0.0
+    assert reconstruction["results"]["5x8"]["fid_samples"] == 4
+    assert reconstruction["baseline"]["fid"] > 0.0
+    assert "**Re-identification**: skipped" in (tmp_path / "audit" / "audit.md").read_text()
+
+
+def _run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        code = main(["privacy-audit", *args])
+    except SystemExit as exit_:
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+def test_bad_inputs_fail_on_one_line(audit_dataset: Path, tmp_path: Path, capsys) -> None:
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("mine")
+    no_provenance = tmp_path / "real"
+    shutil.copytree(audit_dataset, no_provenance)
+    manifest = json.loads((no_provenance / "manifest.json").read_text())
+    del manifest["provenance"]["rig_config"]
+    (no_provenance / "manifest.json").write_text(json.dumps(manifest))
+    cases = [
+        (["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "a")], "no such directory"),
+        (
+            ["--data", str(audit_dataset), "--out", str(tmp_path / "b"), "--resolutions", "12x16,40x40"],
+            "40x40",
+        ),
+        (["--data", str(audit_dataset), "--out", str(occupied)], "not empty"),
+        (["--data", str(no_provenance), "--out", str(tmp_path / "c")], "only a simulated dataset"),
+        (["--data", str(audit_dataset), "--out", str(tmp_path / "d"), "--steps", "0"], "positive integer"),
+        (["--data", str(audit_dataset), "--out", str(tmp_path / "e"), "--device", "warp9"], "unknown device"),
+    ]
+    for args, reason in cases:
+        code, err = _run_cli([*args, "--no-fid"], capsys)
+        assert code == 2, err
+        assert len(err.strip().splitlines()) == 1, err
+        assert reason in err
+        assert err.startswith("thermal-synth privacy-audit: error:")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["occupied", "real"]
+    assert [p.name for p in occupied.iterdir()] == ["keep.txt"]
+
+
+def test_ctrl_c_writes_nothing(audit_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "audit"
+    process = subprocess.Popen(
+        [BIN / "thermal-synth", "privacy-audit", "--data", audit_dataset, "--out", out, "--steps", "100000"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=SINGLE_THREAD,
+    )
+    assert process.stderr is not None
+    while "empty-scene frames" not in (line := process.stderr.readline()):
+        assert line, "the audit ended before it started training"
+    code, _, err = stop(process, timeout_s=60)
+    assert code == 130
+    assert "interrupted; nothing was written" in err
+    assert list(tmp_path.iterdir()) == []
