@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
+import cv2
 import numpy as np
 import pytest
 from conftest import BIN, thermal_synth
@@ -14,8 +15,9 @@ from thermal_synth.demo import SHADES, render_heatmap
 
 
 @pytest.mark.ros
-def test_demo_shows_the_sim_driver_publishing_heatmaps_and_no_raw_frames():
-    result = thermal_synth("demo", "--seconds", "3")
+def test_demo_shows_the_driver_and_the_packaged_model_painting_frames(tmp_path):
+    sheet = tmp_path / "demo.png"
+    result = thermal_synth("demo", "--seconds", "3", "--sheet", str(sheet))
     assert result.returncode == 0, result.stderr
     summary = re.search(r"/thermal/image: (\d+) messages at ([\d.]+) Hz, 32FC1 12x16", result.stdout)
     assert summary, result.stdout
@@ -25,6 +27,16 @@ def test_demo_shows_the_sim_driver_publishing_heatmaps_and_no_raw_frames():
     heatmap_rows = [line for line in result.stdout.splitlines() if line.startswith("  |")]
     assert len(heatmap_rows) == 12
     assert all(len(row) == 2 + 1 + 32 + 1 for row in heatmap_rows)
+    frames = re.search(
+        r"/synth/image: (\d+) messages at [\d.]+ Hz, rgb8 96x128, .* (\d+) matched", result.stdout
+    )
+    assert frames, result.stdout
+    assert int(frames.group(1)) >= 10
+    assert int(frames.group(2)) >= int(frames.group(1)) - 2  # every frame carries its heatmap's stamp
+    picture = cv2.imread(str(sheet))
+    assert picture is not None
+    assert picture.shape[1] >= 4 * 128
+    assert picture.std() > 20  # heatmaps and painted frames, not a blank sheet
 
 
 @pytest.mark.parametrize("seconds", ["0", "-1", "soon"])
