@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, TypeVar
+
+Result = TypeVar("Result")
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -68,3 +70,23 @@ def fraction(text: str) -> float:
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text!r}")
     return value
+
+
+def run_writing_command(
+    prog: str, action: Callable[[], Result], usage_errors: tuple[type[BaseException], ...]
+) -> Result | int:
+    """Runs a command that writes an output directory atomically, reporting like every other one:
+    a usage error on one line (exit 2), Ctrl-C (exit 130) and an OS error (exit 1) each saying
+    that nothing was written. Returns the action's result, or the exit code."""
+    try:
+        return action()
+    except usage_errors as error:
+        # One line whatever the message (torch's errors span several).
+        print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as error:
+        print(f"{prog}: error: {error}; nothing was written", file=sys.stderr)
+        return 1

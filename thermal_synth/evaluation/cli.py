@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from thermal_synth.cli_args import (
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
     non_negative_int,
     positive_int,
+    run_writing_command,
     use_one_line_errors,
 )
 from thermal_synth.evaluation.fid import FidUnavailable
@@ -62,7 +60,7 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
+    def evaluate_as_asked() -> dict:
         config = EvalConfig(
             split=args.split,
             max_samples=args.max_samples,
@@ -71,23 +69,18 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             fid=not args.no_fid,
         )
-        metrics = evaluate(args.model, args.data, args.out, config, progress=True)
-    except (
+        return evaluate(args.model, args.data, args.out, config, progress=True)
+
+    usage_errors = (
         ShardFormatError,
         DatasetMismatchError,
         ModelFileError,
         OutputDirError,
         FidUnavailable,
         ValueError,
-    ) as error:
-        # One line whatever the message (torch's errors span several).
-        print(f"{PROG}: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except OSError as error:
-        print(f"{PROG}: error: {error}; nothing was written", file=sys.stderr)
-        return 1
+    )
+    metrics = run_writing_command(PROG, evaluate_as_asked, usage_errors)
+    if isinstance(metrics, int):
+        return metrics
     print(format_summary(metrics, args.out))
     return 0

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from thermal_synth.cli_args import (
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
     non_negative_int,
     positive_int,
+    run_writing_command,
     use_one_line_errors,
 )
 from thermal_synth.output_dirs import OutputDirError
@@ -79,7 +77,7 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
+    def audit_as_asked() -> dict:
         config = AuditConfig(
             resolutions=args.resolutions,
             steps=args.steps,
@@ -89,13 +87,11 @@ def run(args: argparse.Namespace) -> int:
             fid=not args.no_fid,
             fid_samples=args.fid_samples,
         )
-        result = run_audit(args.data, args.out, config)
-    except (AuditDataError, OutputDirError, ValueError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return run_audit(args.data, args.out, config)
+
+    result = run_writing_command(PROG, audit_as_asked, (AuditDataError, OutputDirError, ValueError))
+    if isinstance(result, int):
+        return result
     print(summarise(result, args.out))
     return 0
 
