@@ -22,9 +22,10 @@ from thermal_synth.json_files import read_json, write_text_atomic
 from thermal_synth.model.config import ModelConfigError
 from thermal_synth.model.files import ModelFileError
 from thermal_synth.shards import ShardFormatError, ShardReader
-from thermal_synth.training.checkpoints import CheckpointError
+from thermal_synth.training.checkpoints import CheckpointError, list_checkpoints
 from thermal_synth.training.data import DatasetMismatchError
 from thermal_synth.training.run import (
+    CHECKPOINTS_DIRECTORY,
     RunDirectoryError,
     Schedule,
     TrainingDiverged,
@@ -191,9 +192,6 @@ def _main_process() -> bool:
 
 
 def _resume_hint(directory: Path, args: argparse.Namespace) -> str:
-    from thermal_synth.training.checkpoints import list_checkpoints
-    from thermal_synth.training.run import CHECKPOINTS_DIRECTORY
-
     checkpoints = list_checkpoints(directory / CHECKPOINTS_DIRECTORY)
     if not checkpoints:
         return "No checkpoint was written yet."
