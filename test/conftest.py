@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -29,6 +30,12 @@ SHARED = next((p for p in (REPO / "shared", REPO.parent / "shared") if p.is_dir(
 """The project's shared facts: beside the checkout in CI and development, inside it on a device copy."""
 LEPTON_FRAME = SHARED / "data" / "lepton35_person_frame.npy"
 BIN = Path(sys.executable).parent
+
+# A shell without job control starts background jobs with SIGINT ignored (`make test &`, a CI
+# runner's background step), and ignored signals survive exec: every Ctrl-C test would then
+# interrupt nothing. Python's own handler in this process is reset to the default by exec, so
+# the processes the tests start get Ctrl-C the way a user's terminal delivers it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
