@@ -15,7 +15,13 @@ For each of `paper`, `base` and `fast` at the default 12x16 heatmap -> 96x128 im
   + optimize_for_inference) or ONNX Runtime (TorchScript-based exporter; only when onnxruntime
   is installed, it is no dependency) beat eager PyTorch, from Celsius heatmap to uint8 RGB. The
   variants run interleaved in rounds so that a noisy neighbour slows them all alike, and each
-  reports its largest difference from eager's image; a variant that fails reports why.
+  reports its largest difference from eager's image; a variant that fails reports why;
+* for `fast`, the cost of the node's smooth-video option: heatmaps arrive at the Lepton's 8.7 Hz
+  and the node's own per-frame function (`synth_node.paint_heatmap`) paints one frame per input
+  (`output_rate_hz` 0) or 30 a second from the interpolated timeline (`HeatmapTimeline` and
+  `OutputClock`, as the node's worker drives them). Reported as achieved output fps and CPU
+  cores busy (process CPU time, all threads, over wall time), with torch's default thread count
+  and, on the CPU, with one thread; ROS transport is not included.
 
 Weights are random: the speed of a network does not depend on its weight values. Every
 measurement runs on the CPU, and also on the GPU when there is one (with `torch.cuda.synchronize`
@@ -31,6 +37,7 @@ import argparse
 import io
 import itertools
 import json
+import math
 import os
 import statistics
 import time
@@ -45,11 +52,13 @@ from torch import Tensor, nn
 
 from bench.common import machine_info, spread, tail
 from thermal_synth.inference import SynthesisEngine, to_uint8
+from thermal_synth.interpolation import HeatmapTimeline, OutputClock
 from thermal_synth.model.bank import LatentBank, LatentCode
 from thermal_synth.model.config import NAMED_CONFIGS, ModelConfig
 from thermal_synth.model.files import ModelBundle, TrainingRecord
 from thermal_synth.model.networks import Generator, SpadeSRModel
 from thermal_synth.model.recipe import Preprocessing
+from thermal_synth.synth_node import paint_heatmap
 
 WEIGHTS_NOTE = "random init; speed does not depend on weight values"
 TARGET_FPS = {"fast": 30.0, "base": 8.7}
@@ -60,6 +69,12 @@ BATCHES = (8, 32)
 BACKEND_CONFIGS = ("fast", "base")
 HEATMAP_RANGE_C = (18.0, 36.0)
 """Room to skin temperature: the fixed normalisation clips nothing, as with a real scene."""
+OUTPUT_RATE_CONFIGS = ("fast",)
+LEPTON_RATE_HZ = 8.7
+OUTPUT_RATES_HZ = (0.0, 30.0)
+"""The node's default (one frame per thermal frame) and the smooth-video rate a call expects."""
+OUTPUT_RATE_SECONDS = 8.0
+QUICK_OUTPUT_RATE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -378,20 +393,138 @@ def compare_backends(config_name: str, iterations: int, rounds: int = 5) -> dict
     return {"iterations_per_variant": per_round * rounds, "rounds": rounds, "variants": results}
 
 
+@dataclass
+class PlaybackCount:
+    output_frames: int = 0
+    interpolated_frames: int = 0
+    input_frames: int = 0
+
+
+def play_one_per_input(
+    render: Callable[[np.ndarray], None], frames: np.ndarray, seconds: float
+) -> PlaybackCount:
+    """`output_rate_hz` 0: the newest heatmap the sensor has delivered is painted once, as the
+    node's mailbox hands it over; the worker sleeps until the next one is due."""
+    count = PlaybackCount()
+    start = time.monotonic()
+    painted = -1
+    while (now := time.monotonic()) < start + seconds:
+        newest = math.floor((now - start) * LEPTON_RATE_HZ)
+        if newest == painted:
+            time.sleep(start + (newest + 1) / LEPTON_RATE_HZ - now)
+            continue
+        render(frames[newest % len(frames)])
+        painted = newest
+        count.output_frames += 1
+        count.input_frames = newest + 1
+    return count
+
+
+def play_interpolated(
+    render: Callable[[np.ndarray], None], frames: np.ndarray, seconds: float, rate_hz: float
+) -> PlaybackCount:
+    """`output_rate_hz` > 0: on each tick of the output clock the newest delivered heatmap joins the
+    timeline (arriving when it was due) and the playhead's heatmap is painted, as in the node."""
+    count = PlaybackCount()
+    start = time.monotonic()
+    timeline = HeatmapTimeline()
+    clock = OutputClock(rate_hz, start)
+    period_ns = round(1e9 / LEPTON_RATE_HZ)
+    while time.monotonic() < start + seconds:
+        time.sleep(clock.wait_s(time.monotonic()))
+        now = time.monotonic()
+        newest = math.floor((now - start) * LEPTON_RATE_HZ)
+        if newest >= count.input_frames:
+            timeline.push(newest * period_ns, frames[newest % len(frames)], start + newest / LEPTON_RATE_HZ)
+            count.input_frames = newest + 1
+        frame = timeline.sample(now)
+        if frame is not None:
+            render(frame.heatmap)
+            count.output_frames += 1
+            if frame.interpolated:
+                count.interpolated_frames += 1
+        clock.advance(time.monotonic())
+    return count
+
+
+def output_rate_cost(engine: SynthesisEngine, rate_hz: float, seconds: float) -> dict:
+    """Achieved output fps and CPU cores busy while the node's render path follows an 8.7 Hz sensor."""
+    projected = engine.projection(CODE)
+    sync = synchronizer(engine.device)
+    frames = celsius_heatmaps(16, engine.heatmap_size)
+
+    def render(heatmap: np.ndarray) -> None:
+        paint_heatmap(engine, heatmap, projected, None)
+        sync()
+
+    for heatmap in frames[:5]:  # warm-up: the first calls set up kernels and caches
+        render(heatmap)
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
+    if rate_hz:
+        count = play_interpolated(render, frames, seconds, rate_hz)
+    else:
+        count = play_one_per_input(render, frames, seconds)
+    wall_s, cpu_s = time.perf_counter() - wall_start, time.process_time() - cpu_start
+    return {
+        "output_rate_hz": rate_hz,
+        "seconds": round(wall_s, 2),
+        "input_frames": count.input_frames,
+        "output_frames": count.output_frames,
+        "interpolated_frames": count.interpolated_frames,
+        "achieved_output_fps": round(count.output_frames / wall_s, 2),
+        "cpu_cores": round(cpu_s / wall_s, 3),
+        "cpu_ms_per_output_frame": round(cpu_s * 1e3 / max(1, count.output_frames), 2),
+    }
+
+
+def output_rate_costs(config_name: str, device: str, seconds: float) -> dict:
+    engine = SynthesisEngine(random_bundle(NAMED_CONFIGS[config_name]), device)
+    result = {
+        "device": device_name(engine.device),
+        "rates": [output_rate_cost(engine, rate, seconds) for rate in OUTPUT_RATES_HZ],
+    }
+    if engine.device.type == "cpu" and torch.get_num_threads() > 1:
+        # Spare cores also go to the driver, ROS and the call app: what one thread costs and keeps up with.
+        with torch_threads(1):
+            result["rates_one_thread"] = [output_rate_cost(engine, rate, seconds) for rate in OUTPUT_RATES_HZ]
+    return result
+
+
+def output_rates(
+    configs: Iterable[str] = OUTPUT_RATE_CONFIGS, devices: Iterable[str] | None = None, *, quick: bool = False
+) -> dict:
+    seconds = QUICK_OUTPUT_RATE_SECONDS if quick else OUTPUT_RATE_SECONDS
+    devices = available_devices() if devices is None else tuple(devices)
+    return {
+        "input_rate_hz": LEPTON_RATE_HZ,
+        "path": "synth_node.paint_heatmap per output frame; output_rate_hz > 0 adds HeatmapTimeline "
+        "blending on an OutputClock; no ROS transport",
+        "cpu_cores_note": "process CPU time (all threads) / wall time; 1.0 = one core fully busy",
+        "torch_threads": torch.get_num_threads(),
+        "configs": {
+            name: {"per_device": {device: output_rate_costs(name, device, seconds) for device in devices}}
+            for name in configs
+        },
+    }
+
+
+def available_devices() -> tuple[str, ...]:
+    return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+
+
 def run(
     configs: Iterable[str] = tuple(NAMED_CONFIGS),
     *,
     quick: bool = False,
     batches: Iterable[int] = BATCHES,
     backend_configs: Iterable[str] = BACKEND_CONFIGS,
+    output_rate_configs: Iterable[str] = OUTPUT_RATE_CONFIGS,
     devices: Iterable[str] | None = None,
 ) -> dict:
     """`quick` runs every part a few times only (for the smoke test); the numbers are then noise."""
     started = time.perf_counter()
     batches = tuple(batches)
-    if devices is None:
-        devices = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
-    devices = tuple(devices)
+    devices = available_devices() if devices is None else tuple(devices)
     default = NAMED_CONFIGS["paper"]
     report: dict = {
         "benchmark": "synthesis",
@@ -426,6 +559,7 @@ def run(
             for name in backend_configs
         },
     }
+    report["output_rate"] = output_rates(output_rate_configs, devices, quick=quick)
     report["load_average_after"] = [round(load, 2) for load in os.getloadavg()]
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
@@ -435,11 +569,30 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", choices=sorted(NAMED_CONFIGS), default=list(NAMED_CONFIGS))
     parser.add_argument("--quick", action="store_true", help="a few calls each: checks the script, not speed")
+    parser.add_argument(
+        "--output-rate-only",
+        action="store_true",
+        help="only the output_rate_hz 0 vs 30 cost of the node's render path (about 40 s)",
+    )
     args = parser.parse_args(argv)
+    if args.output_rate_only:
+        measurement = {
+            "load_average_before": [round(load, 2) for load in os.getloadavg()],
+            "output_rate": output_rates(quick=args.quick),
+            "load_average_after": [round(load, 2) for load in os.getloadavg()],
+        }
+        print(json.dumps({"machine": machine_info(), **measurement}, indent=2))
+        return
     backend_configs = [name for name in BACKEND_CONFIGS if name in args.configs]
+    output_rate_configs = [name for name in OUTPUT_RATE_CONFIGS if name in args.configs]
     report = {
         "machine": machine_info(),
-        **run(args.configs, quick=args.quick, backend_configs=backend_configs),
+        **run(
+            args.configs,
+            quick=args.quick,
+            backend_configs=backend_configs,
+            output_rate_configs=output_rate_configs,
+        ),
     }
     print(json.dumps(report, indent=2))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -24,6 +25,10 @@ from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
 from thermal_msgs.units import centikelvin_to_celsius
 
 pytestmark = pytest.mark.ros
+
+# The ends of inferno in RGB: near-black for the coldest heatmap cell, pale yellow for the hottest.
+INFERNO_COLDEST_RGB = (0, 0, 4)
+INFERNO_HOTTEST_RGB = (252, 255, 164)
 
 
 class Listener(Node):
@@ -272,3 +277,63 @@ def test_sim_pairs_rgb_with_thermal_under_the_same_stamp(ros_context, spinner, d
     assert (camera.header.stamp.sec, camera.header.stamp.nanosec) in raw_stamps
     pixels = image_to_array(camera)
     assert pixels.std() > 10, "a rendered scene, not a blank frame"
+
+
+def test_color_preview_shows_the_heatmap_of_its_frame_in_inferno(ros_context, spinner, driver):
+    listener = spinner.add(Listener(ros_context))
+    previews: list[Image] = []
+    listener.create_subscription(Image, topics.THERMAL_IMAGE_COLOR, previews.append, STREAM_SUBSCRIBER_QOS)
+    spinner.add(driver(source="sim", publish_color=True, color_size=[120, 160]))
+    wait_for(lambda: len(previews) >= 3, 10.0, "colour previews")
+    preview = previews[-1]
+    assert (preview.encoding, preview.height, preview.width) == ("rgb8", 120, 160)
+    assert preview.header.frame_id == "thermal_optical_frame"
+
+    def same_frame_heatmap() -> Image | None:
+        return next((m for _, m in listener.images if m.header.stamp == preview.header.stamp), None)
+
+    wait_for(lambda: same_frame_heatmap() is not None, 5.0, "the heatmap with the preview's stamp")
+    heatmap = image_to_array(same_frame_heatmap())
+    blocks = image_to_array(preview).reshape(12, 10, 16, 10, 3)
+    assert np.all(blocks == blocks[:, :1, :, :1]), "each heatmap cell must be one square block"
+    cells = blocks[:, 0, :, 0]
+    assert tuple(cells[np.unravel_index(heatmap.argmax(), heatmap.shape)]) == INFERNO_HOTTEST_RGB
+    assert tuple(cells[np.unravel_index(heatmap.argmin(), heatmap.shape)]) == INFERNO_COLDEST_RGB
+
+    wait_for(lambda: listener.diagnostics, 3.0, "diagnostics")
+    assert listener.last_values()["publish_color"] == "true"
+
+
+def test_color_preview_is_off_by_default_and_switches_live(ros_context, spinner, driver):
+    listener = spinner.add(Listener(ros_context))
+    previews: list[Image] = []
+    listener.create_subscription(Image, topics.THERMAL_IMAGE_COLOR, previews.append, STREAM_SUBSCRIBER_QOS)
+    node = spinner.add(driver(source="sim"))
+    wait_for(lambda: len(listener.images) >= 3, 10.0, "heatmaps")
+    assert node.count_publishers(topics.THERMAL_IMAGE_COLOR) == 0
+    assert previews == []
+
+    too_big = listener.set_parameters(node.get_name(), color_size=[1081, 320])
+    assert not too_big[0].successful
+    assert "color_size" in too_big[0].reason
+    results = listener.set_parameters(node.get_name(), publish_color=True, color_size=[24, 32])
+    assert all(result.successful for result in results)
+    wait_for(lambda: previews and previews[-1].width == 32, 5.0, "24x32 previews once switched on")
+    assert previews[-1].height == 24
+
+    assert listener.set_parameters(node.get_name(), publish_color=False)[0].successful
+    wait_for(lambda: node.count_publishers(topics.THERMAL_IMAGE_COLOR) == 0, 5.0, "the preview topic gone")
+
+
+@pytest.mark.parametrize(
+    ("color_size", "reason"),
+    [
+        ([0, 320], "color_size must be positive, got [0, 320]"),
+        ([240, 320, 3], "color_size must be two integers [height, width]"),
+        ([1080, 1441], "color_size [1080, 1441] exceeds the maximum [1080, 1440]"),
+    ],
+    ids=["zero", "three-values", "too-big"],
+)
+def test_bad_color_size_at_startup_is_refused_with_a_reason(driver, color_size, reason):
+    with pytest.raises(ConfigError, match=re.escape(reason)):
+        driver(source="sim", color_size=color_size)

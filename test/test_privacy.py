@@ -128,7 +128,7 @@ def test_output_is_float32_of_the_requested_size(dtype: type, output_size: tuple
         ((12, -1), "must be positive"),
         ((12, 16, 1), r"must be two integers \[height, width\]"),
         ((12.9, 16), r"must be two integers \[height, width\]"),
-        ((MAX_OUTPUT_SIZE[0] + 1, 16), "exceeds the privacy-safe maximum"),
+        ((MAX_OUTPUT_SIZE[0] + 1, 16), "not privacy-safe"),
         ((12, MAX_OUTPUT_SIZE[1] + 1), "publish_raw"),
     ],
 )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
+import statistics
 import time
 from pathlib import Path
 
@@ -24,11 +27,12 @@ from thermal_msgs.qos import STREAM_PUBLISHER_QOS, STREAM_SUBSCRIBER_QOS
 from thermal_synth.inference import SynthesisEngine
 from thermal_synth.model.bank import LatentBank, LatentCode
 from thermal_synth.model.files import BANK_FILE, HOW_TO_GET_A_MODEL, TrainingRecord, load_model, save_model
-from thermal_synth.synth_node import ConfigError, Mailbox, ThermalSynthNode
+from thermal_synth.synth_node import MAX_OUTPUT_RATE_HZ, ConfigError, Mailbox, ThermalSynthNode
 
 pytestmark = pytest.mark.ros
 
 NATIVE = (96, 128)
+LEPTON_RATE_HZ = 8.7
 
 
 def person_heatmap(warmth: float = 33.0) -> np.ndarray:
@@ -37,6 +41,19 @@ def person_heatmap(warmth: float = 33.0) -> np.ndarray:
     heatmap[2:11, 6:10] = warmth
     heatmap[1:3, 7:9] = warmth + 1.0
     return heatmap
+
+
+def moving_body(step: int) -> np.ndarray:
+    """A warm body 4 columns wide that moves 4 columns a frame: consecutive frames share no warm pixel,
+    so a blend of two looks like neither."""
+    heatmap = np.full((12, 16), 22.0, np.float32)
+    column = 4 * (step % 4)
+    heatmap[2:11, column : column + 4] = 34.0
+    return heatmap
+
+
+def stamp_ns(msg: Image) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
 class Harness(Node):
@@ -77,6 +94,21 @@ class Harness(Node):
 
     def render(self, heatmap: np.ndarray) -> np.ndarray:
         return image_to_array(self.answer(heatmap)).copy()
+
+    def stream(self, heatmaps: list[np.ndarray], rate_hz: float, frame_id: str) -> dict[int, np.ndarray]:
+        """Publishes `heatmaps` at `rate_hz`, stamped when sent as the driver does; returns them by stamp.
+
+        A full period after each send, never catching up after a stall of this process: two frames
+        in one output tick would leave the node only the newer, and the test would blend the wrong pair.
+        """
+        sent = {}
+        for heatmap in heatmaps:
+            msg = array_to_image(heatmap, topics.THERMAL_ENCODING, stamp=self.get_clock().now().to_msg())
+            msg.header.frame_id = frame_id
+            self.send(msg)
+            sent[stamp_ns(msg)] = heatmap
+            time.sleep(1.0 / rate_hz)
+        return sent
 
     def set_parameters(self, **values) -> SetParametersResult:
         """Calls the SetParameters service exactly as `ros2 param set` does."""
@@ -210,6 +242,114 @@ def test_a_new_code_blends_in_over_transition_s(harness, synth, reference):
     assert between, f"none of {len(blended)} frames during the blend differs from both end points"
 
 
+def enclosing_inputs(stamp: int, input_stamps: list[int]) -> tuple[int, int] | None:
+    """The consecutive input stamps `stamp` lies strictly between, if any."""
+    for earlier, later in itertools.pairwise(input_stamps):
+        if earlier < stamp < later:
+            return earlier, later
+    return None
+
+
+def test_output_rate_paints_interpolated_frames_between_thermal_frames(harness, synth, reference):
+    node = synth(output_rate_hz=30.0)
+    code = reference.bundle.bank.names()[0]
+    first = harness.answer(moving_body(0))
+    shown_before = len(harness.received)
+    sent = harness.stream([moving_body(step) for step in range(1, 18)], LEPTON_RATE_HZ, "moving_frame")
+    time.sleep(2.5 / LEPTON_RATE_HZ)  # playback runs one period behind: let the last frame play
+    outputs = harness.received[shown_before:]
+
+    stamps = [stamp_ns(first)] + [stamp_ns(out) for out in outputs]
+    assert all(earlier < later for earlier, later in itertools.pairwise(stamps)), "stamps must increase"
+    input_stamps = sorted(sent)
+    # Per input period rather than in total: a stall of this shared machine must not decide the test.
+    per_period = [
+        sum(earlier <= stamp < later for stamp in stamps)
+        for earlier, later in itertools.pairwise(input_stamps)
+    ]
+    assert statistics.median(per_period) > 2, f"frames per thermal frame period: {per_period}"
+
+    blended = []
+    for out in outputs:
+        pair = enclosing_inputs(stamp_ns(out), input_stamps)
+        if pair is not None:
+            earlier, later = pair
+            blended.append((out, earlier, later, (stamp_ns(out) - earlier) / (later - earlier)))
+    assert all(out.header.frame_id == "moving_frame" for out, *_ in blended)
+
+    def paints_the_blend(out: Image, earlier: int, later: int, fraction: float) -> bool:
+        expected = expected_image(reference, (1.0 - fraction) * sent[earlier] + fraction * sent[later], code)
+        return np.abs(image_to_array(out).astype(int) - expected).max() <= 1
+
+    # A frame the node blended from another pair (a thermal frame it never got) is no evidence either way.
+    halfway = [item for item in blended if 0.25 <= item[3] <= 0.75 and paints_the_blend(*item)]
+    assert halfway, f"none of {len(blended)} frames between thermal frames paints the blend of its neighbours"
+    for out, earlier, later, fraction in halfway:
+        picture = image_to_array(out).astype(int)
+        for neighbour in (earlier, later):
+            difference = np.abs(picture - expected_image(reference, sent[neighbour], code)).max()
+            assert difference > 1, f"the frame {fraction:.2f} of the way looks like a thermal frame"
+
+    wait_for(
+        lambda: harness.diagnostics and int(harness.last_values().get("interpolated_frames", "0")) > 0,
+        5.0,
+        "diagnostics counting interpolated frames",
+    )
+    values = harness.last_values()
+    assert values["output_rate_hz"] == "30"
+    assert 0 < int(values["interpolated_frames"]) <= int(values["frames_published"])
+    assert node.failure is None
+
+
+def test_output_rate_changes_live_and_refuses_bad_rates(harness, synth):
+    node = synth()
+    harness.render(person_heatmap())
+    wait_for(lambda: harness.diagnostics, 5.0, "diagnostics")
+    assert harness.last_values()["output_rate_hz"] == "0"
+    assert "interpolated_frames" not in harness.last_values()
+
+    for bad in (-1.0, MAX_OUTPUT_RATE_HZ + 1, math.nan, math.inf, "fast", True):
+        result = harness.set_parameters(output_rate_hz=bad)
+        assert not result.successful, bad
+        assert "output_rate_hz" in result.reason
+    assert harness.set_parameters(output_rate_hz=25).successful, (
+        "an integer, as `-p output_rate_hz:=25` sends"
+    )
+    assert node.settings.output_rate_hz == 25.0
+
+    def stream_and_collect() -> tuple[list[int], list[int]]:
+        harness.answer(moving_body(0))
+        shown_before = len(harness.received)
+        sent = harness.stream([moving_body(step) for step in range(1, 5)], LEPTON_RATE_HZ, "moving_frame")
+        time.sleep(2.5 / LEPTON_RATE_HZ)
+        return sorted(sent), [stamp_ns(out) for out in harness.received[shown_before:]]
+
+    input_stamps, output_stamps = stream_and_collect()
+    assert any(enclosing_inputs(stamp, input_stamps) for stamp in output_stamps)
+
+    assert harness.set_parameters(output_rate_hz=0.0).successful
+    input_stamps, output_stamps = stream_and_collect()
+    assert output_stamps == input_stamps, "back to one frame per thermal frame, at its stamp"
+
+
+def test_bad_frames_are_dropped_before_they_join_the_interpolation(harness, synth):
+    node = synth(output_rate_hz=30.0)
+    harness.answer(moving_body(0))
+    with_nan = moving_body(1)
+    with_nan[5, 5] = np.nan
+    harness.send(array_to_image(with_nan, topics.THERMAL_ENCODING, stamp=harness.get_clock().now().to_msg()))
+    wait_for(lambda: node.frames_dropped_bad == 1, 5.0, "the NaN frame dropped")
+    assert "NaN" in node.last_problem
+
+    shown_before = len(harness.received)
+    sent = harness.stream([moving_body(step) for step in range(2, 6)], LEPTON_RATE_HZ, "moving_frame")
+    time.sleep(2.5 / LEPTON_RATE_HZ)
+    input_stamps = sorted(sent)
+    assert any(enclosing_inputs(stamp_ns(out), input_stamps) for out in harness.received[shown_before:])
+    assert node.frames_dropped_bad == 1, "a bad frame counts once, not once per blend"
+    assert node.failure is None
+
+
 def test_bad_frames_are_dropped_and_the_node_keeps_answering(harness, synth):
     node = synth()
     heatmap = person_heatmap()
@@ -315,6 +455,7 @@ def test_diagnostics_report_code_device_model_and_latency(harness, synth, tiny_m
         ({"latent_code": "nobody"}, "available: "),
         ({"device": "tpu"}, "tpu"),
         ({"output_size": [5000, 5000]}, "output_size"),
+        ({"output_rate_hz": 500.0}, "output_rate_hz"),
         ({"reliability": "sometimes"}, "reliability"),
     ],
 )

@@ -29,6 +29,7 @@ from thermal_driver.source import SensorUnavailable, ThermalFrame, ThermalSource
 from thermal_driver.sources import SOURCE_NAMES, TELEMETRY_MODES, SourceConfig, make_source
 from thermal_msgs import topics
 from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_array
+from thermal_msgs.false_colour import false_colour, validate_color_size
 from thermal_msgs.image import array_to_image
 from thermal_msgs.node_main import ConfigError, run_node
 from thermal_msgs.privacy import privacy_downsample, validate_blur_sigma, validate_output_size
@@ -50,11 +51,14 @@ class PublishSettings:
     blur_sigma: float
     publish_raw: bool
     publish_rgb: bool
+    publish_color: bool
+    color_size: tuple[int, int]
     frame_id: str
 
     def validate(self) -> None:
         validate_output_size(self.output_size)
         validate_blur_sigma(self.blur_sigma)
+        validate_color_size(self.color_size)
         if not self.frame_id:
             raise ValueError("frame_id must not be empty")
 
@@ -115,6 +119,7 @@ class ThermalDriverNode(Node):
         self._raw_pub = OnDemandPublisher(self, topics.THERMAL_IMAGE_RAW, self._qos)
         self._rgb_pub = OnDemandPublisher(self, topics.CAMERA_IMAGE_RAW, self._qos)
         self._mask_pub = OnDemandPublisher(self, topics.CAMERA_PERSON_MASK, self._qos)
+        self._color_pub = OnDemandPublisher(self, topics.THERMAL_IMAGE_COLOR, self._qos)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.create_service(Trigger, "~/run_ffc", self._run_ffc)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -198,6 +203,23 @@ class ThermalDriverNode(Node):
                     "(mono8 ground truth), same stamp"
                 ),
             ).value,
+            publish_color=declare(
+                "publish_color",
+                False,
+                ParameterDescriptor(
+                    description="also publish thermal/image_color, an rgb8 false-colour preview of "
+                    "thermal/image for rqt_image_view and RViz"
+                ),
+            ).value,
+            color_size=tuple(
+                declare(
+                    "color_size",
+                    [240, 320],
+                    ParameterDescriptor(
+                        description="[rows, cols] of thermal/image_color, at most [1080, 1440]"
+                    ),
+                ).value
+            ),
             frame_id=declare(
                 "frame_id", topics.THERMAL_FRAME_ID, ParameterDescriptor(description="header frame_id")
             ).value,
@@ -205,8 +227,9 @@ class ThermalDriverNode(Node):
 
     def _settings_with(self, parameters: list[Parameter]) -> PublishSettings:
         changes = {p.name: p.value for p in parameters if p.name in PublishSettings.__dataclass_fields__}
-        if "output_size" in changes:
-            changes["output_size"] = tuple(changes["output_size"])
+        for size_parameter in ("output_size", "color_size"):
+            if size_parameter in changes:
+                changes[size_parameter] = tuple(changes[size_parameter])
         return replace(self.settings, **changes)
 
     def _check_rgb_available(self, settings: PublishSettings) -> None:
@@ -295,6 +318,16 @@ class ThermalDriverNode(Node):
         self._image_pub.publish(
             array_to_image(heatmap, topics.THERMAL_ENCODING, stamp=stamp, frame_id=settings.frame_id)
         )
+        color_pub = self._color_pub.get(settings.publish_color)
+        if color_pub is not None:
+            color_pub.publish(
+                array_to_image(
+                    false_colour(heatmap, settings.color_size),
+                    topics.RGB_ENCODING,
+                    stamp=stamp,
+                    frame_id=settings.frame_id,
+                )
+            )
         raw_pub = self._raw_pub.get(settings.publish_raw)
         if raw_pub is not None:
             raw_pub.publish(
@@ -345,6 +378,7 @@ class ThermalDriverNode(Node):
             "output_size": "x".join(map(str, self.settings.output_size)),
             "publish_raw": str(self.settings.publish_raw).lower(),
             "publish_rgb": str(self.settings.publish_rgb).lower(),
+            "publish_color": str(self.settings.publish_color).lower(),
         }
         frame = self._last_frame
         if frame is not None and frame.ffc_state is not None:
@@ -380,6 +414,10 @@ class ThermalDriverNode(Node):
         for thread in self._threads:
             thread.join(timeout=5.0)
         super().destroy_node()
+
+
+NODE_CLASS = ThermalDriverNode
+"""What the runner builds for `--single-process`; `main` is what it runs as a process."""
 
 
 def main(args: list[str] | None = None) -> int:

@@ -454,6 +454,10 @@ def _validate_frame_id(frame_id: object) -> None:
         raise ValueError(f"frame_id must be a non-empty string, got {frame_id!r}")
 
 
+NODE_CLASS = RgbCameraNode
+"""What the runner builds for `--single-process`; `main` is what it runs as a process."""
+
+
 def main(args: list[str] | None = None) -> int:
     return run_node(NODE_NAME, RgbCameraNode, args)
 

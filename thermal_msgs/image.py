@@ -72,6 +72,23 @@ class ImageFields:
         }
 
 
+def validate_size(
+    name: str, size: tuple[int, int] | list[int], maximum: tuple[int, int], beyond: str = ""
+) -> tuple[int, int]:
+    """(rows, cols) of an image-size parameter, or a ValueError naming it, for parameter callbacks.
+
+    `beyond` says what to do instead of exceeding `maximum`.
+    """
+    if len(size) != 2 or not all(isinstance(v, int | np.integer) for v in size):
+        raise ValueError(f"{name} must be two integers [height, width], got {list(size)}")
+    rows, cols = (int(v) for v in size)
+    if rows < 1 or cols < 1:
+        raise ValueError(f"{name} must be positive, got [{rows}, {cols}]")
+    if rows > maximum[0] or cols > maximum[1]:
+        raise ValueError(f"{name} [{rows}, {cols}] exceeds the maximum {list(maximum)}{beyond}")
+    return rows, cols
+
+
 def _encodings(*specs: tuple[str, str, int]) -> Mapping[str, Encoding]:
     encodings = {name: Encoding(name, np.dtype(dtype), channels) for name, dtype, channels in specs}
     return MappingProxyType(encodings)

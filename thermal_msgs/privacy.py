@@ -14,6 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from thermal_msgs.image import validate_size
+
 MAX_OUTPUT_SIZE = (24, 32)
 """Largest grid we call privacy-safe: twice the default 12x16 per axis. Person detectors fail
 completely at 16x12 (PAIR-LRT-Human, Table II) yet reach 80 % at 160x120; full resolution is what
@@ -26,18 +28,12 @@ MIN_BLUR_SIGMA_PX = 1e-3
 
 def validate_output_size(output_size: tuple[int, int] | list[int]) -> tuple[int, int]:
     """Returns (height, width) or raises ValueError with the reason, for parameter callbacks."""
-    if len(output_size) != 2 or not all(isinstance(v, int | np.integer) for v in output_size):
-        raise ValueError(f"output_size must be two integers [height, width], got {list(output_size)}")
-    height, width = (int(v) for v in output_size)
-    if height < 1 or width < 1:
-        raise ValueError(f"output_size must be positive, got [{height}, {width}]")
-    max_h, max_w = MAX_OUTPUT_SIZE
-    if height > max_h or width > max_w:
-        raise ValueError(
-            f"output_size [{height}, {width}] exceeds the privacy-safe maximum [{max_h}, {max_w}]; "
-            "use publish_raw for full-resolution recording"
-        )
-    return height, width
+    return validate_size(
+        "output_size",
+        output_size,
+        MAX_OUTPUT_SIZE,
+        beyond=" (larger grids are not privacy-safe); use publish_raw for full-resolution recording",
+    )
 
 
 def validate_blur_sigma(blur_sigma: float) -> float:

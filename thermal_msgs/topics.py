@@ -11,6 +11,10 @@ THERMAL_IMAGE: Final = "thermal/image"
 THERMAL_IMAGE_RAW: Final = "thermal/image_raw"
 """Full sensor resolution, 16UC1 centi-Kelvin. Opt-in (`publish_raw`), for recording training data."""
 
+THERMAL_IMAGE_COLOR: Final = "thermal/image_color"
+"""False-colour preview of thermal/image for people (rqt_image_view, RViz): rgb8, inferno, upscaled
+with square-edged cells so it shows nothing the heatmap does not. Opt-in (`publish_color`)."""
+
 CAMERA_IMAGE_RAW: Final = "camera/image_raw"
 """RGB camera frames (rgb8); only exists while recording training pairs."""
 

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from thermal_synth import bag_cli, codes, demo, simulate
+from thermal_synth import bag_cli, bringup_cli, codes, simulate
 from thermal_synth.dataset import cli as dataset_cli
 from thermal_synth.evaluation import cli as evaluation_cli
 from thermal_synth.privacy_audit import cli as privacy_audit_cli
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Privacy-preserving video calls from a low-resolution thermal sensor.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo.add_parser(commands)
+    bringup_cli.add_parser(commands)
     simulate.add_parser(commands)
     training_cli.add_parser(commands)
     evaluation_cli.add_parser(commands)

@@ -7,10 +7,19 @@ from pathlib import Path
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
-from thermal_synth.graph import BRINGUPS, PACKAGE, argument_defaults
+from thermal_synth.graph import (
+    BRINGUPS,
+    PACKAGE,
+    NodeSpec,
+    argument_defaults,
+    command_arguments,
+    parameter_type,
+)
 
 
 def generate_bringup_description(bringup_name: str) -> LaunchDescription:
@@ -19,22 +28,34 @@ def generate_bringup_description(bringup_name: str) -> LaunchDescription:
     defaults = argument_defaults(bringup, config)
     actions = [
         DeclareLaunchArgument(
-            argument.name, default_value=defaults[argument.name], description=argument.description
+            argument.name,
+            default_value=defaults[argument.name],
+            description=argument.description,
+            choices=list(argument.choices) or None,
         )
         for argument in bringup.arguments
     ]
-    for spec in bringup.nodes:
-        overrides = {
-            parameter: LaunchConfiguration(argument) for argument, parameter in spec.arguments.items()
-        }
-        actions.append(
-            Node(
-                package=PACKAGE,
-                executable=spec.executable,
-                name=spec.name,
-                parameters=[str(config / spec.parameter_file), overrides, spec.fixed_parameters],
-                remappings=list(spec.remappings),
-                output="screen",
-            )
-        )
+    actions += [_node_action(spec, config) for spec in bringup.nodes]
     return LaunchDescription(actions)
+
+
+def _node_action(spec: NodeSpec, config: Path) -> Node:
+    overrides = {
+        parameter: ParameterValue(
+            LaunchConfiguration(argument),
+            # The runner's rule: the text becomes the type of the parameter's YAML default.
+            value_type=parameter_type(spec, parameter, config),
+        )
+        for argument, parameter in spec.arguments.items()
+    }
+    parameter_files = [str(config / spec.parameter_file)] if spec.parameter_file else []
+    return Node(
+        package=spec.package,
+        executable=spec.executable,
+        name=spec.name,
+        parameters=[*parameter_files, overrides, dict(spec.fixed_parameters)],
+        remappings=list(spec.remappings),
+        arguments=command_arguments(spec, config),
+        condition=IfCondition(LaunchConfiguration(spec.enabled_by)) if spec.enabled_by else None,
+        output="screen",
+    )

@@ -377,6 +377,10 @@ class PairRecorderNode(Node):
         super().destroy_node()
 
 
+NODE_CLASS = PairRecorderNode
+"""What the runner builds for `--single-process`; `main` is what it runs as a process."""
+
+
 def main(args: list[str] | None = None) -> None:
     sys.exit(run_node(NODE_NAME, PairRecorderNode, args))
 

@@ -4,6 +4,10 @@ Synthesis can be slower than the sensor, and a video call wants the newest pictu
 every picture: the subscription only drops each message into a one-slot mailbox, and a worker
 thread renders whatever is newest, so a slow model skips stale frames instead of queueing them.
 The executor only serves the subscription, parameters, services and the diagnostics timer.
+
+With `output_rate_hz` > 0 the worker instead renders on its own clock from a timeline of the
+incoming heatmaps, one input period behind the newest (`thermal_synth.interpolation`), so an
+8.7 Hz sensor gives a call 30 distinct frames a second rather than 8.7 repeated ones.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from torch import Tensor
@@ -35,18 +41,26 @@ from thermal_synth.inference import (
     AppearanceTransition,
     HeatmapError,
     SynthesisEngine,
+    check_heatmap,
+    fit_heatmap,
     resize_output,
 )
+from thermal_synth.interpolation import HeatmapTimeline, OutputClock, PlaybackFrame
 from thermal_synth.model.bank import LatentBank
 from thermal_synth.model.files import HOW_TO_GET_A_MODEL, ModelBundle, ModelFileError, load_trained_model
 
 NODE_NAME = "thermal_synth"
 MAX_OUTPUT_SIZE = (2160, 3840)
 """4K UHD: beyond what any video-call client sends, and a bound on the per-frame resize cost."""
+MAX_OUTPUT_RATE_HZ = 120.0
+"""The fastest display refresh a call client shows; frames beyond it would be painted for nobody."""
 NATIVE_SIZES = ((), (0, 0))
 LATENCY_WINDOW = 100
 BAD_FRAME_LOG_PERIOD_S = 5.0
-SETTINGS_PARAMETERS = ("output_size", "transition_s")
+SETTINGS_PARAMETERS = ("output_size", "transition_s", "output_rate_hz")
+INPUT_WAIT_S = 0.2
+"""How long the worker waits for a frame or a tick before looking at the settings and the stop flag again."""
+Item = TypeVar("Item")
 
 
 def parse_output_size(value: Sequence[int]) -> tuple[int, int] | None:
@@ -65,6 +79,18 @@ def parse_output_size(value: Sequence[int]) -> tuple[int, int] | None:
             f"output_size must be positive and at most [{max_rows}, {max_cols}], got [{rows}, {cols}]"
         )
     return rows, cols
+
+
+def parse_output_rate(value: float) -> float:
+    """The rate is dynamically typed so that `-p output_rate_hz:=30` works: anything else is refused here."""
+    if isinstance(value, bool) or not isinstance(value, float | int) or not math.isfinite(value):
+        raise ValueError(f"output_rate_hz must be a number of frames per second, got {value!r}")
+    if not 0 <= value <= MAX_OUTPUT_RATE_HZ:
+        raise ValueError(
+            f"output_rate_hz must be in [0, {MAX_OUTPUT_RATE_HZ:g}] (0 = one frame per thermal frame), "
+            f"got {value}"
+        )
+    return float(value)
 
 
 def code_name(bank: LatentBank, value: str) -> str:
@@ -87,12 +113,16 @@ class RenderSettings:
 
     output_size: tuple[int, int] | None
     transition_s: float
+    output_rate_hz: float
+    """0 = one frame per input frame; otherwise frames per second painted from interpolated heatmaps."""
 
     @classmethod
-    def from_parameters(cls, output_size: Sequence[int], transition_s: float) -> RenderSettings:
+    def from_parameters(
+        cls, output_size: Sequence[int], transition_s: float, output_rate_hz: float
+    ) -> RenderSettings:
         if not isinstance(transition_s, float | int) or not math.isfinite(transition_s) or transition_s < 0:
             raise ValueError(f"transition_s must be a finite number of seconds >= 0, got {transition_s}")
-        return cls(parse_output_size(output_size), float(transition_s))
+        return cls(parse_output_size(output_size), float(transition_s), parse_output_rate(output_rate_hz))
 
 
 class Appearance:
@@ -166,22 +196,31 @@ class Appearance:
             return name, "steady"
 
 
-class Mailbox:
+@dataclass(frozen=True)
+class Arrival:
+    """A message and when it came: the interpolation's playhead runs from the arrival, not from
+    whenever the worker got round to taking it."""
+
+    msg: Image
+    received_s: float
+
+
+class Mailbox(Generic[Item]):
     """One slot: a new message replaces one the worker has not taken yet, which counts as dropped."""
 
     def __init__(self) -> None:
         self._ready = threading.Condition()
-        self._item: Image | None = None
+        self._item: Item | None = None
         self.overwritten = 0
 
-    def put(self, item: Image) -> None:
+    def put(self, item: Item) -> None:
         with self._ready:
             if self._item is not None:
                 self.overwritten += 1
             self._item = item
             self._ready.notify()
 
-    def take(self, timeout_s: float) -> Image | None:
+    def take(self, timeout_s: float) -> Item | None:
         with self._ready:
             if self._item is None:
                 self._ready.wait(timeout_s)
@@ -230,9 +269,19 @@ class ThermalSynthNode(Node):
                 dynamic_typing=True,
             ),
         ).value
+        output_rate_hz = declare(
+            "output_rate_hz",
+            0.0,
+            ParameterDescriptor(
+                description=f"frames per second of synth/image, at most {MAX_OUTPUT_RATE_HZ:g}, painted from "
+                "heatmaps interpolated between thermal frames (one input period late); "
+                "0 = one frame per thermal frame",
+                dynamic_typing=True,
+            ),
+        ).value
         try:
             self._qos = stream_publisher_qos(reliability)
-            self.settings = RenderSettings.from_parameters(output_size, transition_s)
+            self.settings = RenderSettings.from_parameters(output_size, transition_s, output_rate_hz)
             self.engine = SynthesisEngine(_load_model(model), device)
             self.appearance = Appearance(self.engine, code_name(self.engine.bundle.bank, latent_code))
         except ValueError as error:
@@ -250,10 +299,11 @@ class ThermalSynthNode(Node):
         self.create_service(Trigger, "~/reload_bank", self._reload_bank)
         self.create_timer(1.0, self._publish_diagnostics)
 
-        self._mailbox = Mailbox()
+        self._mailbox: Mailbox[Arrival] = Mailbox()
         self._rate = RateMeter()
         self._latencies_s: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.frames_published = 0
+        self.interpolated_frames = 0
         self.frames_dropped_bad = 0
         self.last_problem = ""
         self._bad_at_last_report = 0
@@ -263,7 +313,8 @@ class ThermalSynthNode(Node):
         code, _ = self.appearance.describe(time.monotonic())
         self.get_logger().info(
             f"model={self.engine.bundle.directory} device={self.engine.device} code={code} "
-            f"heatmap={_size(self.engine.heatmap_size)} image={_size(self._output_size())}"
+            f"heatmap={_size(self.engine.heatmap_size)} image={_size(self._output_size())} "
+            f"output_rate_hz={self.settings.output_rate_hz:g}"
         )
         self._worker.start()
 
@@ -298,7 +349,7 @@ class ThermalSynthNode(Node):
                 self.get_logger().warning(f"latent_code not applied: {error}")
 
     def _receive(self, msg: Image) -> None:
-        self._mailbox.put(msg)
+        self._mailbox.put(Arrival(msg, time.monotonic()))
 
     def _guarded(self, loop: Callable[[], None]) -> None:
         """A bug in the worker ends the node with one FATAL line and exit code 1, not a frozen picture."""
@@ -314,28 +365,84 @@ class ThermalSynthNode(Node):
 
     def _work(self) -> None:
         while not self._stop.is_set():
-            msg = self._mailbox.take(timeout_s=0.2)
-            if msg is not None:
-                self._render(msg)
+            rate_hz = self.settings.output_rate_hz
+            if rate_hz:
+                self._play_interpolated(rate_hz)
+                continue
+            arrival = self._mailbox.take(timeout_s=INPUT_WAIT_S)
+            if arrival is not None:
+                self._render_input(arrival.msg)
 
-    def _render(self, msg: Image) -> None:
+    def _render_input(self, msg: Image) -> None:
         try:
-            heatmaps = self.engine.prepare(_celsius(msg)[None])
+            image = paint_heatmap(
+                self.engine,
+                _celsius(msg),
+                self.appearance.projection(time.monotonic()),
+                self.settings.output_size,
+            )
         except (ImageFormatError, HeatmapError) as error:
             self._drop_bad(str(error))
             return
-        settings = self.settings
-        projected = self.appearance.projection(time.monotonic())
-        images = resize_output(self.engine.paint(heatmaps, projected), settings.output_size)
-        self._image_pub.publish(
-            array_to_image(
-                images[0], topics.RGB_ENCODING, stamp=msg.header.stamp, frame_id=msg.header.frame_id
+        self._publish(image, _stamp_ns(msg), msg.header.frame_id)
+
+    def _play_interpolated(self, rate_hz: float) -> None:
+        """Renders at `rate_hz` until the rate changes or the node stops.
+
+        A new rate starts a new timeline: the first frame after it is shown at once and the
+        one-period delay builds up again, which keeps output stamps increasing across the change.
+        """
+        timeline = HeatmapTimeline()
+        clock = OutputClock(rate_hz, time.monotonic())
+        frame_id = ""
+        while self.settings.output_rate_hz == rate_hz:
+            wait_s = clock.wait_s(time.monotonic())
+            if wait_s > 0.0:
+                # In slices, so that a new rate applies at once even when this one ticks rarely.
+                if self._stop.wait(min(wait_s, INPUT_WAIT_S)):
+                    return
+                continue
+            arrival = self._mailbox.take(timeout_s=0.0)
+            if arrival is not None and self._push(timeline, arrival):
+                frame_id = arrival.msg.header.frame_id
+            frame = timeline.sample(time.monotonic())
+            if frame is not None:
+                self._render_playback(frame, frame_id)
+            clock.advance(time.monotonic())
+
+    def _push(self, timeline: HeatmapTimeline, arrival: Arrival) -> bool:
+        """Checks a frame before it joins the timeline, where a bad one would spoil every blend
+        with its neighbours; fitted to the model's grid first, so blends cost the least."""
+        try:
+            heatmap = _celsius(arrival.msg)
+            check_heatmap(heatmap)
+            fitted = fit_heatmap(heatmap, self.engine.heatmap_size)
+        except (ImageFormatError, HeatmapError) as error:
+            self._drop_bad(str(error))
+            return False
+        if timeline.push(_stamp_ns(arrival.msg), fitted, arrival.received_s):
+            self.get_logger().warning(
+                f"{topics.THERMAL_IMAGE} stamps went back in time: interpolation restarts from this frame",
+                throttle_duration_sec=BAD_FRAME_LOG_PERIOD_S,
             )
+        return True
+
+    def _render_playback(self, frame: PlaybackFrame, frame_id: str) -> None:
+        projected = self.appearance.projection(time.monotonic())
+        self._publish(
+            paint_heatmap(self.engine, frame.heatmap, projected, self.settings.output_size),
+            frame.stamp_ns,
+            frame_id,
         )
+        if frame.interpolated:
+            self.interpolated_frames += 1
+
+    def _publish(self, image: np.ndarray, stamp_ns: int, frame_id: str) -> None:
+        stamp = Time(nanoseconds=stamp_ns).to_msg()
+        self._image_pub.publish(array_to_image(image, topics.RGB_ENCODING, stamp=stamp, frame_id=frame_id))
         self.frames_published += 1
         self._rate.tick()
-        input_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        self._latencies_s.append((self.get_clock().now().nanoseconds - input_ns) / 1e9)
+        self._latencies_s.append((self.get_clock().now().nanoseconds - stamp_ns) / 1e9)
 
     def _drop_bad(self, problem: str) -> None:
         self.frames_dropped_bad += 1
@@ -367,9 +474,11 @@ class ThermalSynthNode(Node):
         code, transition = self.appearance.describe(time.monotonic())
         latencies = np.array(self._latencies_s)
         level, message = self._health()
+        output_rate_hz = self.settings.output_rate_hz
         values = {
             "state": "failed" if self.failure else ("running" if self.frames_published else "waiting"),
             "fps": f"{self._rate.rate_hz():.2f}",
+            "output_rate_hz": f"{output_rate_hz:g}",
             "frames_published": str(self.frames_published),
             "frames_dropped_stale": str(self._mailbox.overwritten),
             "frames_dropped_bad": str(self.frames_dropped_bad),
@@ -382,6 +491,8 @@ class ThermalSynthNode(Node):
             "model": str(self.engine.bundle.directory),
             "output_size": _size(self._output_size()),
         }
+        if output_rate_hz:
+            values["interpolated_frames"] = str(self.interpolated_frames)
         self._diagnostics_pub.publish(
             diagnostic_array(
                 self.get_clock().now().to_msg(),
@@ -424,6 +535,21 @@ def _load_model(path: str) -> ModelBundle:
         raise ModelFileError(message) from None
 
 
+def paint_heatmap(
+    engine: SynthesisEngine,
+    heatmap_celsius: np.ndarray,
+    projected: Tensor,
+    output_size: tuple[int, int] | None,
+) -> np.ndarray:
+    """One (rows, cols) Celsius heatmap -> the (H, W, 3) RGB the node publishes: the node's whole
+    per-frame path in one function, so the benchmark times exactly what the node runs."""
+    return resize_output(engine.paint(engine.prepare(heatmap_celsius[None]), projected), output_size)[0]
+
+
+def _stamp_ns(msg: Image) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
 def _celsius(msg: Image) -> np.ndarray:
     """The heatmap of a driver message; anything but 32FC1 Celsius would be painted as nonsense."""
     if msg.encoding != topics.THERMAL_ENCODING:
@@ -435,6 +561,10 @@ def _celsius(msg: Image) -> np.ndarray:
 
 def _size(size: tuple[int, int]) -> str:
     return "x".join(map(str, size))
+
+
+NODE_CLASS = ThermalSynthNode
+"""What the runner builds for `--single-process`; `main` is what it runs as a process."""
 
 
 def main(args: list[str] | None = None) -> int:
