@@ -53,7 +53,8 @@ class Preview(Observer):
         return bool(self.frames)
 
     def restart(self) -> None:
-        self.heatmaps.clear()
+        """Keeps the newest heatmap: the next frames are painted from it."""
+        del self.heatmaps[:-1]
         self.frames.clear()
 
     def _on_heatmap(self, msg: Image) -> None:
@@ -65,10 +66,11 @@ class Preview(Observer):
     def _on_frame(self, msg: Image) -> None:
         self.frames.append((time.monotonic(), msg))
 
-    def matched_pairs(self) -> list[tuple[Image, Image]]:
-        """(heatmap, frame) for every frame whose stamp is a heatmap's: what was painted from what."""
-        heatmaps = {_stamp(msg): msg for _, msg in self.heatmaps}
-        return [(heatmaps[_stamp(msg)], msg) for _, msg in self.frames if _stamp(msg) in heatmaps]
+    def matched_frames(self) -> int:
+        """Frames carrying a heatmap's stamp: painted from it. The rest (output_rate_hz > 0) were
+        painted from a blend of two heatmaps and carry a stamp between theirs."""
+        heatmap_stamps = {_stamp(msg) for _, msg in self.heatmaps}
+        return sum(_stamp(msg) in heatmap_stamps for _, msg in self.frames)
 
     def summary(self) -> str:
         lines = []
@@ -85,10 +87,16 @@ class Preview(Observer):
             ]
         if self.frames:
             last = self.frames[-1][1]
+            matched = self.matched_frames()
             lines.append(
                 f"/{topics.SYNTH_IMAGE}: {len(self.frames)} messages at {_rate(self.frames):.2f} Hz, "
                 f"{last.encoding} {last.height}x{last.width}, frame_id '{last.header.frame_id}', "
-                f"{len(self.matched_pairs())} matched to their heatmap by stamp"
+                f"{matched} matched to their heatmap by stamp"
+                + (
+                    f", {len(self.frames) - matched} in between (interpolated)"
+                    if matched < len(self.frames)
+                    else ""
+                )
             )
         return "\n".join(lines)
 
