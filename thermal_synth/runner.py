@@ -266,6 +266,9 @@ class Runner:
                 for node in nodes
                 if not (self.single_process and node.spec.ours)
             }
+            # `kill -INT` from a script must stop the graph like Ctrl-C, even though a shell without
+            # job control starts background commands with SIGINT ignored.
+            previous_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
             context = Context()
             rclpy.init(args=[], context=context)
             previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
@@ -284,6 +287,7 @@ class Runner:
                 graph.stop()
                 signal.signal(signal.SIGTERM, previous_sigterm)
                 rclpy.try_shutdown(context=context)
+                signal.signal(signal.SIGINT, previous_sigint)
         outcome.observer = graph.observer
         return outcome
 
