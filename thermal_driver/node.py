@@ -31,7 +31,7 @@ from thermal_msgs import topics
 from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_array
 from thermal_msgs.false_colour import false_colour, validate_color_size
 from thermal_msgs.image import array_to_image
-from thermal_msgs.node_main import ConfigError, run_node
+from thermal_msgs.node_main import ConfigError, run_guarded, run_node
 from thermal_msgs.privacy import privacy_downsample, validate_blur_sigma, validate_output_size
 from thermal_msgs.qos import stream_publisher_qos
 from thermal_msgs.units import centikelvin_to_celsius, kelvin_to_celsius
@@ -252,16 +252,11 @@ class ThermalDriverNode(Node):
         self.settings = self._settings_with(parameters)
 
     def _guarded(self, loop: Callable[[], None]) -> None:
-        """A bug in either thread ends the node with one FATAL line and exit code 1, not a hang."""
-        try:
-            loop()
-        except Exception as error:
-            if not self.context.ok():
-                return  # Ctrl-C shut the context down under a publish: not a failure.
-            self._state, self._problem = "failed", f"{type(error).__name__}: {error}"
-            self.get_logger().fatal(f"{self.source.name} failed: {self._problem}")
-            self.failure = error
-            self._stop.set()
+        run_guarded(self, loop, self.source.name, self._fail)
+
+    def _fail(self, problem: str) -> None:
+        self._state, self._problem = "failed", problem
+        self._stop.set()
 
     def _capture_loop(self) -> None:
         retry_s = FIRST_RETRY_S

@@ -29,7 +29,7 @@ from thermal_driver.video_device import explain_open_failure, is_local_file, ope
 from thermal_msgs import topics
 from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_array
 from thermal_msgs.image import array_to_image
-from thermal_msgs.node_main import ConfigError, run_node
+from thermal_msgs.node_main import ConfigError, run_guarded, run_node
 from thermal_msgs.qos import stream_publisher_qos
 
 NODE_NAME = "rgb_camera"
@@ -282,17 +282,13 @@ class RgbCameraNode(Node):
                 self._frame_id = parameter.value
 
     def _guarded_capture(self) -> None:
-        """A bug in the capture thread ends the node with one FATAL line and exit code 1, not a hang."""
         try:
-            self._capture_loop()
-        except Exception as error:
-            if not self.context.ok():
-                return  # Ctrl-C shut the context down under a publish: not a failure.
-            self._state, self._problem = "failed", f"{type(error).__name__}: {error}"
-            self.get_logger().fatal(f"capture failed: {self._problem}")
-            self.failure = error
+            run_guarded(self, self._capture_loop, "capture", self._fail)
         finally:
             self._camera.close()
+
+    def _fail(self, problem: str) -> None:
+        self._state, self._problem = "failed", problem
 
     def _capture_loop(self) -> None:
         """Backoff restarts only once a frame got through, so a device that opens but never streams

@@ -15,6 +15,7 @@ import rclpy
 from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.executors import ExternalShutdownException
 from rclpy.logging import get_logger
+from rclpy.node import Node
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
@@ -28,6 +29,24 @@ class WorkerNode(Protocol):
     failure: BaseException | None
 
     def destroy_node(self) -> None: ...
+
+
+def run_guarded(node: Node, loop: Callable[[], None], what: str, on_failure: Callable[[str], None]) -> None:
+    """A worker thread's body: a bug in `loop` ends the node with one FATAL line and exit code 1
+    (`run_node` sees `node.failure`), not a hang or a frozen picture.
+
+    `on_failure` gets the one-line problem, for the node's diagnostics and to stop its threads.
+    An exception after Ctrl-C shut the context down (under a publish) is not a failure.
+    """
+    try:
+        loop()
+    except Exception as error:
+        if not node.context.ok():
+            return
+        problem = f"{type(error).__name__}: {error}"
+        node.get_logger().fatal(f"{what} failed: {problem}")
+        node.failure = error
+        on_failure(problem)
 
 
 def run_node(name: str, create: Callable[[], WorkerNode], args: list[str] | None = None) -> int:

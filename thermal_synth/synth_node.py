@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -34,7 +34,7 @@ from torch import Tensor
 from thermal_msgs import topics
 from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_array
 from thermal_msgs.image import ImageFormatError, array_to_image, image_to_array
-from thermal_msgs.node_main import ConfigError, run_node
+from thermal_msgs.node_main import ConfigError, run_guarded, run_node
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS, stream_publisher_qos
 from thermal_synth.inference import (
     DEVICE_AUTO,
@@ -309,7 +309,7 @@ class ThermalSynthNode(Node):
         self._bad_at_last_report = 0
         self._stop = threading.Event()
         self.failure: BaseException | None = None
-        self._worker = threading.Thread(target=self._guarded, args=(self._work,), name="synth", daemon=True)
+        self._worker = threading.Thread(target=self._guarded, name="synth", daemon=True)
         code, _ = self.appearance.describe(time.monotonic())
         self.get_logger().info(
             f"model={self.engine.bundle.directory} device={self.engine.device} code={code} "
@@ -351,17 +351,12 @@ class ThermalSynthNode(Node):
     def _receive(self, msg: Image) -> None:
         self._mailbox.put(Arrival(msg, time.monotonic()))
 
-    def _guarded(self, loop: Callable[[], None]) -> None:
-        """A bug in the worker ends the node with one FATAL line and exit code 1, not a frozen picture."""
-        try:
-            loop()
-        except Exception as error:
-            if not self.context.ok():
-                return  # Ctrl-C shut the context down under a publish: not a failure.
-            self.last_problem = f"{type(error).__name__}: {error}"
-            self.get_logger().fatal(f"synthesis failed: {self.last_problem}")
-            self.failure = error
-            self._stop.set()
+    def _guarded(self) -> None:
+        run_guarded(self, self._work, "synthesis", self._fail)
+
+    def _fail(self, problem: str) -> None:
+        self.last_problem = problem
+        self._stop.set()
 
     def _work(self) -> None:
         while not self._stop.is_set():

@@ -24,7 +24,7 @@ from sensor_msgs.msg import Image
 from thermal_msgs import topics
 from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_array
 from thermal_msgs.image import ImageFormatError, image_to_array
-from thermal_msgs.node_main import ConfigError, run_node
+from thermal_msgs.node_main import ConfigError, run_guarded, run_node
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
 from thermal_synth.virtual_camera import (
     CARD_LABEL,
@@ -126,14 +126,11 @@ class VirtualCameraNode(Node):
         )
 
     def _guarded_send(self) -> None:
-        """A failing send ends the node with one FATAL line and exit code 1, not a frozen camera."""
-        try:
-            self._send_loop()
-        except Exception as error:
-            self.last_problem = f"{type(error).__name__}: {error}"
-            self.get_logger().fatal(f"virtual camera failed: {self.last_problem}")
-            self.failure = error
-            self._stop.set()
+        run_guarded(self, self._send_loop, "virtual camera", self._fail)
+
+    def _fail(self, problem: str) -> None:
+        self.last_problem = problem
+        self._stop.set()
 
     def _send_loop(self) -> None:
         pacer = Pacer(self.config.fps)
