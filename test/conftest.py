@@ -86,6 +86,26 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None
         time.sleep(0.02)
 
 
+def call_service(node, service_type, name: str, request, timeout_s: float = 10.0):
+    """One service call from a test node whose executor spins elsewhere, as the ros2 CLI makes it."""
+    client = node.create_client(service_type, name)
+    assert client.wait_for_service(timeout_sec=timeout_s), f"{name} never appeared"
+    future = client.call_async(request)
+    wait_for(future.done, timeout_s, f"{name} reply")
+    return future.result()
+
+
+def set_parameters(node, node_name: str, timeout_s: float = 10.0, **values) -> list:
+    """Calls `/<node_name>/set_parameters` exactly as `ros2 param set` does; one result per value."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    request = SetParameters.Request(
+        parameters=[Parameter(name, value=value).to_parameter_msg() for name, value in values.items()]
+    )
+    return call_service(node, SetParameters, f"/{node_name}/set_parameters", request, timeout_s).results
+
+
 def start_executable(name: str, *ros_args: str) -> subprocess.Popen:
     """Starts one of our installed console scripts exactly as a user would, with --ros-args."""
     command = [str(BIN / name)]

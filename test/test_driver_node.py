@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import start_executable, stop, wait_for
+from conftest import call_service, set_parameters, start_executable, stop, wait_for
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
@@ -53,15 +53,7 @@ class Listener(Node):
         return {kv.key: kv.value for kv in self.diagnostics[-1].values}
 
     def set_parameters(self, node_name: str, **values) -> list:
-        """Calls the SetParameters service exactly as `ros2 param set` does."""
-        client = self.create_client(SetParameters, f"/{node_name}/set_parameters")
-        assert client.wait_for_service(timeout_sec=10.0), "parameter service never appeared"
-        request = SetParameters.Request(
-            parameters=[Parameter(name, value=value).to_parameter_msg() for name, value in values.items()]
-        )
-        future = client.call_async(request)
-        wait_for(future.done, 10.0, "set_parameters reply")
-        return future.result().results
+        return set_parameters(self, node_name, **values)
 
 
 @pytest.fixture
@@ -177,16 +169,15 @@ def test_executable_streams_and_rejects_bad_values_across_processes(ros_context,
         listener = spinner.add(Listener(ros_context))
         wait_for(lambda: len(listener.images) >= 3, 20.0, "heatmaps from the executable")
         assert (listener.images[-1][1].height, listener.images[-1][1].width) == (6, 8)
-        client = listener.create_client(SetParameters, "/thermal_driver/set_parameters")
-        assert client.wait_for_service(timeout_sec=10.0)
         bad = ParameterMsg(
             name="blur_sigma",
             value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=float("nan")),
         )
-        future = client.call_async(SetParameters.Request(parameters=[bad]))
-        wait_for(future.done, 10.0, "reply")
-        assert not future.result().results[0].successful
-        assert "blur_sigma" in future.result().results[0].reason
+        reply = call_service(
+            listener, SetParameters, "/thermal_driver/set_parameters", SetParameters.Request(parameters=[bad])
+        )
+        assert not reply.results[0].successful
+        assert "blur_sigma" in reply.results[0].reason
     finally:
         code, _, stderr = stop(process)
     assert code == 0, stderr

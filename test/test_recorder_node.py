@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import start_executable, stop, wait_for
+from conftest import set_parameters, start_executable, stop, wait_for
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosbags.highlevel import AnyReader
@@ -72,13 +71,8 @@ class Rig(Node):
         return future.result()
 
     def set_parameter(self, name: str, value):
-        client = self.create_client(SetParameters, "/pair_recorder/set_parameters")
-        assert client.wait_for_service(timeout_sec=10.0)
-        future = client.call_async(
-            SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
-        )
-        wait_for(future.done, 10.0, "set_parameters reply")
-        return future.result().results[0]
+        (result,) = set_parameters(self, "pair_recorder", **{name: value})
+        return result
 
 
 @pytest.fixture

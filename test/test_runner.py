@@ -15,11 +15,9 @@ import subprocess
 import cv2
 import numpy as np
 import pytest
-from conftest import BIN, stop, thermal_synth, wait_for
+from conftest import BIN, call_service, set_parameters, stop, thermal_synth, wait_for
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
@@ -47,13 +45,6 @@ class Caller(Node):
         for status in msg.status:
             if status.name.startswith("/thermal_synth:"):
                 self.synth_status.append({kv.key: kv.value for kv in status.values})
-
-    def call(self, service_type, name: str, request):
-        client = self.create_client(service_type, name)
-        assert client.wait_for_service(timeout_sec=STARTUP_S), f"{name} never appeared"
-        future = client.call_async(request)
-        wait_for(future.done, 10.0, f"{name} reply")
-        return future.result()
 
 
 @pytest.fixture
@@ -90,20 +81,16 @@ def test_conference_paints_swaps_appearance_by_parameter_service_and_stops_on_ct
         assert runner.poll() is None, runner.communicate()[1]
         frame = caller.frames[-1]
         assert (frame.encoding, frame.height, frame.width) == ("rgb8", 96, 128)
-        codes = caller.call(Trigger, "/thermal_synth/list_codes", Trigger.Request()).message.split()
+        codes = call_service(
+            caller, Trigger, "/thermal_synth/list_codes", Trigger.Request(), STARTUP_S
+        ).message.split()
         new_code = codes[1]
-        request = SetParameters.Request(
-            parameters=[Parameter("latent_code", value=new_code).to_parameter_msg()]
-        )
-        result = caller.call(SetParameters, "/thermal_synth/set_parameters", request).results[0]
+        (result,) = set_parameters(caller, "thermal_synth", timeout_s=STARTUP_S, latent_code=new_code)
         assert result.successful, result.reason
         caller.synth_status.clear()
         wait_for(lambda: bool(caller.synth_status), 5.0, "diagnostics after the swap")
         assert caller.synth_status[-1]["latent_code"] == new_code
-        refused = SetParameters.Request(
-            parameters=[Parameter("latent_code", value="nobody").to_parameter_msg()]
-        )
-        answer = caller.call(SetParameters, "/thermal_synth/set_parameters", refused).results[0]
+        (answer,) = set_parameters(caller, "thermal_synth", latent_code="nobody")
         assert not answer.successful
         assert new_code in answer.reason
     finally:

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import start_executable, wait_for
+from conftest import set_parameters, start_executable, wait_for
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from model_fixtures import copy_model
 from rcl_interfaces.msg import SetParametersResult
-from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
@@ -111,15 +110,7 @@ class Harness(Node):
         return sent
 
     def set_parameters(self, **values) -> SetParametersResult:
-        """Calls the SetParameters service exactly as `ros2 param set` does."""
-        client = self.create_client(SetParameters, "/thermal_synth/set_parameters")
-        assert client.wait_for_service(timeout_sec=10.0), "parameter service never appeared"
-        request = SetParameters.Request(
-            parameters=[Parameter(name, value=value).to_parameter_msg() for name, value in values.items()]
-        )
-        future = client.call_async(request)
-        wait_for(future.done, 10.0, "set_parameters reply")
-        (result,) = future.result().results
+        (result,) = set_parameters(self, "thermal_synth", **values)
         return result
 
     def trigger(self, service: str) -> Trigger.Response:
