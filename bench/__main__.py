@@ -1,7 +1,7 @@
 """`python -m bench` (or `make bench`): every benchmark, one JSON report, tables for the README.
 
-`python -m bench synth` (any of vospi, driver, sim, synth) runs only those and updates their
-sections of an existing report, keeping the others.
+`python -m bench synth e2e` (any of vospi, driver, sim, synth, e2e, recorder, training) runs only
+those and updates their sections of an existing report, keeping the others.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import bench_driver, bench_sim, bench_synth, bench_vospi
+from bench import bench_driver, bench_e2e, bench_recorder, bench_sim, bench_synth, bench_training, bench_vospi
 from bench.common import machine_info
 
 DEFAULT_OUT = Path(__file__).with_name("results.json")
@@ -20,7 +20,11 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict]] = {
     "driver": lambda args: bench_driver.run(seconds=args.seconds),
     "sim": lambda args: bench_sim.run(),
     "synth": lambda args: bench_synth.run(),
+    "e2e": lambda args: bench_e2e.run(args.seconds),
+    "recorder": lambda args: bench_recorder.run(),
+    "training": lambda args: bench_training.run(),
 }
+TABLE_SECTIONS = ("vospi", "driver", "sim", "e2e", "recorder", "training")
 
 
 def table(report: dict) -> str:
@@ -28,6 +32,8 @@ def table(report: dict) -> str:
     driver = report["driver"]
     sim = report["sim"]
     ros = driver["ros_sim_8_7_hz"]
+    e2e, training = report["e2e"], report["training"]
+    recorder = report["recorder"]["storages"]
     rows = [
         ("VoSPI assembly, CRC on (packets/s)", f"{vospi[True]['packets_per_s']['median']:,.0f}"),
         ("VoSPI assembly, CRC off (packets/s)", f"{vospi[False]['packets_per_s']['median']:,.0f}"),
@@ -50,10 +56,48 @@ def table(report: dict) -> str:
             "simulated rig, render + shards, one core (pairs/s)",
             f"{sim['render_and_write_pairs_per_s']['median']}",
         ),
+        *(
+            row
+            for mode, how in (("processes", "a process per node"), ("single_process", "one process"))
+            for row in e2e_rows(e2e[mode], how)
+        ),
+        *(
+            (f"pair bag writing, {storage} (pairs/s)", f"{recorder[storage]['pairs_per_s']['median']:,.0f}")
+            for storage in recorder
+        ),
+        *(
+            (
+                f"training `fast`, batch {training['batch_size']}, CPU, {phase} phase (it/s)",
+                f"{training[phase]['it_per_s']['median']:.3f}",
+            )
+            for phase in ("gan", "inversion")
+        ),
     ]
     return "\n".join(
         ["| measurement | result |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
     )
+
+
+def e2e_rows(by_rate: dict, how: str) -> list[tuple[str, str]]:
+    """Latency at output_rate_hz 0 (frames matched to their heatmap) and the rate at 0 and 30."""
+    exact, smooth = by_rate["output_rate_hz_0"], by_rate["output_rate_hz_30"]
+    latency = exact["stamp_to_receipt_ms"]
+    smooth_latency = smooth["stamp_to_receipt_ms"]
+    return [
+        (
+            f"conference graph, {how}: heatmap stamp to synth/image receipt p50 / p99 / max (ms)",
+            f"{latency['p50']} / {latency['p99']} / {latency['max']}",
+        ),
+        (
+            f"conference graph, {how}: synth/image fps, output_rate_hz 0 / 30",
+            f"{exact['synth_fps']} / {smooth['synth_fps']}",
+        ),
+        (
+            f"conference graph, {how}: output_rate_hz 30 stamp to receipt p50 / p99 (ms), "
+            "~115 ms playback delay included",
+            f"{smooth_latency['p50']} / {smooth_latency['p99']}",
+        ),
+    ]
 
 
 def synth_table(synth: dict) -> str:
@@ -116,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         "benches", nargs="*", metavar="BENCH", help=f"run only these, of {', '.join(BENCHES)} (default: all)"
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON report (default {DEFAULT_OUT})")
-    parser.add_argument("--seconds", type=float, default=10.0, help="ROS measurement length")
+    parser.add_argument("--seconds", type=float, default=10.0, help="ROS measurement length (driver, e2e)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.benches) - set(BENCHES))
     if unknown:
@@ -129,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in selected:
         report[name] = BENCHES[name](args)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    if {"vospi", "driver", "sim"} & set(selected) and all(k in report for k in ("vospi", "driver", "sim")):
+    if set(TABLE_SECTIONS) & set(selected) and all(k in report for k in TABLE_SECTIONS):
         print(table(report))
     if "synth" in selected:
         print(f"\n{synth_table(report['synth'])}\n\n{backends_table(report['synth'])}")

@@ -6,10 +6,13 @@ import json
 
 import pytest
 import torch
+from model_fixtures import TINY_CONFIG
 
 import bench.__main__ as bench_main
-from bench import bench_driver, bench_sim, bench_synth, bench_vospi
+from bench import bench_driver, bench_e2e, bench_recorder, bench_sim, bench_synth, bench_training, bench_vospi
 from bench.__main__ import backends_table, synth_table, table
+from thermal_synth.bags import STORAGES
+from thermal_synth.training.settings import load_settings
 
 
 def test_vospi_benchmark_assembles_every_frame_it_times():
@@ -31,7 +34,46 @@ def test_driver_per_frame_cost_is_measured_on_a_rig_frame():
     assert 0 < cost["median"] < 100_000
 
 
-def test_readme_table_has_a_row_per_measurement():
+@pytest.fixture(scope="module")
+def quick_e2e_report() -> dict:
+    return bench_e2e.run(quick=True)
+
+
+@pytest.fixture(scope="module")
+def quick_training_report() -> dict:
+    return bench_training.run(TINY_CONFIG, quick=True)
+
+
+def test_e2e_benchmark_times_real_nodes_from_heatmap_stamp_to_painted_frame(quick_e2e_report):
+    result = quick_e2e_report["processes"]["output_rate_hz_0"]
+    assert result["frames"] > 0
+    assert 0 < result["frames_with_a_heatmap_stamp"] <= result["frames"]
+    assert result["synth_fps"] > 0
+    latency = result["stamp_to_receipt_ms"]
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+
+
+def test_recorder_benchmark_writes_rig_pairs_in_every_storage():
+    report = bench_recorder.run(pairs=10, repeats=2)
+    assert report["bytes_per_pair"] > 120 * 160 * 2 + 240 * 320 * 3
+    assert set(report["storages"]) == set(STORAGES)
+    for storage in report["storages"].values():
+        assert storage["pairs_per_s"]["n"] == 2
+        assert storage["pairs_per_s"]["median"] > 0
+
+
+def test_training_benchmark_times_both_phases_with_the_fast_recipe(quick_training_report):
+    report = quick_training_report
+    assert report["batch_size"] == bench_training.BATCH_SIZE
+    assert report["r1_interval"] == load_settings("fast").r1_interval
+    assert report["training_pairs"] > 0
+    for phase in ("gan", "inversion"):
+        assert report[phase]["it_per_s"]["median"] > 0
+
+
+def test_readme_table_has_a_row_per_measurement(quick_e2e_report, quick_training_report):
+    measured = quick_e2e_report["processes"]["output_rate_hz_0"]
+    by_rate = {f"output_rate_hz_{rate:g}": measured for rate in bench_e2e.OUTPUT_RATES_HZ}
     report = {
         "vospi": bench_vospi.run(frames=2, repeats=1),
         "driver": {
@@ -43,9 +85,12 @@ def test_readme_table_has_a_row_per_measurement():
             },
         },
         "sim": bench_sim.run(pairs=12, repeats=1),
+        "e2e": {"processes": by_rate, "single_process": by_rate},
+        "recorder": bench_recorder.run(pairs=4, repeats=1),
+        "training": quick_training_report,
     }
     rows = table(report).splitlines()
-    assert len(rows) == 2 + 9
+    assert len(rows) == 2 + 9 + 2 * 3 + len(STORAGES) + 2
     assert all(row.count("|") == 3 for row in rows)
 
 

@@ -97,6 +97,8 @@ def test_conference_paints_swaps_appearance_by_parameter_service_and_stops_on_ct
         code, _, stderr = stop(runner, timeout_s=30.0)
     assert code == 0, stderr
     assert "thermal-synth conference: stopped" in stderr
+    assert "Traceback" not in stderr
+    assert "never retrieved" not in stderr  # an rclpy callback failing under shutdown
     for pid in started_pids(stderr).values():
         assert not is_running(pid), "a node outlived the runner"
     if mode:

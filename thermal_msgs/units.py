@@ -1,4 +1,4 @@
-"""Temperature units on the wire: centi-Kelvin (uint16) raw, degrees Celsius (float32) downsampled."""
+"""Units on the wire: centi-Kelvin (uint16) raw, degrees Celsius (float32) downsampled, stamps in ns."""
 
 import numpy as np
 
@@ -18,3 +18,8 @@ def celsius_to_centikelvin(celsius: np.ndarray | float) -> np.ndarray:
     """Rounds to the nearest 0.01 K and clips to the uint16 range instead of wrapping around."""
     centikelvin = np.rint(np.asarray(celsius, dtype=np.float64) * 100.0 + ZERO_CELSIUS_CK)
     return np.clip(centikelvin, 0, np.iinfo(np.uint16).max).astype(np.uint16)
+
+
+def stamp_ns(stamp) -> int:
+    """A header stamp (builtin_interfaces/Time) as integer nanoseconds: exact, unlike float seconds."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec

@@ -21,6 +21,7 @@ from thermal_msgs import topics
 from thermal_msgs.false_colour import false_colour
 from thermal_msgs.image import image_to_array
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
+from thermal_msgs.units import stamp_ns
 from thermal_synth.contact_sheet import captioned_grid, encode_png
 from thermal_synth.runner import Observer
 
@@ -69,8 +70,8 @@ class Preview(Observer):
     def matched_frames(self) -> int:
         """Frames carrying a heatmap's stamp: painted from it. The rest (output_rate_hz > 0) were
         painted from a blend of two heatmaps and carry a stamp between theirs."""
-        heatmap_stamps = {_stamp(msg) for _, msg in self.heatmaps}
-        return sum(_stamp(msg) in heatmap_stamps for _, msg in self.frames)
+        heatmap_stamps = {stamp_ns(msg.header.stamp) for _, msg in self.heatmaps}
+        return sum(stamp_ns(msg.header.stamp) in heatmap_stamps for _, msg in self.frames)
 
     def summary(self) -> str:
         lines = []
@@ -103,13 +104,17 @@ class Preview(Observer):
     def frames_with_heatmaps(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
         """(stamp, heatmap, frame), each frame beside the newest heatmap at or before its stamp:
         its own heatmap, or for an interpolated in-between frame the one it was blended from."""
-        heatmaps = sorted(((_stamp(msg), msg) for _, msg in self.heatmaps), key=lambda item: item[0])
+        heatmaps = sorted(
+            ((stamp_ns(msg.header.stamp), msg) for _, msg in self.heatmaps), key=lambda item: item[0]
+        )
         stamps = [stamp for stamp, _ in heatmaps]
         pairs = []
         for _, frame in self.frames:
-            index = int(np.searchsorted(stamps, _stamp(frame), side="right")) - 1
+            index = int(np.searchsorted(stamps, stamp_ns(frame.header.stamp), side="right")) - 1
             if index >= 0:
-                pairs.append((_stamp(frame), image_to_array(heatmaps[index][1]), image_to_array(frame)))
+                pairs.append(
+                    (stamp_ns(frame.header.stamp), image_to_array(heatmaps[index][1]), image_to_array(frame))
+                )
         return pairs
 
     def write(self, sheet: Path) -> list[Path]:
@@ -141,7 +146,3 @@ def _rate(arrivals: list[tuple[float, Image]]) -> float:
     if len(arrivals) < 2:
         return 0.0
     return (len(arrivals) - 1) / (arrivals[-1][0] - arrivals[0][0])
-
-
-def _stamp(msg: Image) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec

@@ -34,6 +34,7 @@ from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_arra
 from thermal_msgs.image import ImageFormatError, image_to_array
 from thermal_msgs.node_main import ConfigError, run_node
 from thermal_msgs.qos import stream_publisher_qos
+from thermal_msgs.units import stamp_ns
 from thermal_synth.bags import STORAGES, BagOptions, BagWriteError, SessionLabels
 from thermal_synth.pairing import MatchedPair, PairingConfig
 from thermal_synth.recording import Recording
@@ -71,10 +72,6 @@ class RecorderSettings:
 
     def pairing(self) -> PairingConfig:
         return PairingConfig(slop_s=self.slop_s)
-
-
-def stamp_ns(stamp) -> int:
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
 def new_bag_path(requested: str, now: float | None = None) -> Path:

@@ -226,6 +226,10 @@ class RunningGraph:
         deadline = time.monotonic() + STOP_GRACE_S
         for process in self.processes:
             process.wait(deadline)
+        # rclpy 7.1's Executor.shutdown does not wait for callbacks still running in the thread
+        # pool (it tests the flag it has just set) and destroys the guard condition they trigger
+        # on the way out ("cannot use Destroyable" on stderr). So let the pool finish first.
+        self.executor._executor.shutdown(wait=True)
         self.executor.shutdown(timeout_sec=2.0)
         for node in self.in_process.values():
             node.destroy_node()

@@ -36,6 +36,7 @@ from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_arra
 from thermal_msgs.image import ImageFormatError, array_to_image, image_to_array
 from thermal_msgs.node_main import ConfigError, run_guarded, run_node
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS, stream_publisher_qos
+from thermal_msgs.units import stamp_ns
 from thermal_synth.inference import (
     DEVICE_AUTO,
     AppearanceTransition,
@@ -379,7 +380,7 @@ class ThermalSynthNode(Node):
         except (ImageFormatError, HeatmapError) as error:
             self._drop_bad(str(error))
             return
-        self._publish(image, _stamp_ns(msg), msg.header.frame_id)
+        self._publish(image, stamp_ns(msg.header.stamp), msg.header.frame_id)
 
     def _play_interpolated(self, rate_hz: float) -> None:
         """Renders at `rate_hz` until the rate changes or the node stops.
@@ -415,7 +416,7 @@ class ThermalSynthNode(Node):
         except (ImageFormatError, HeatmapError) as error:
             self._drop_bad(str(error))
             return False
-        if timeline.push(_stamp_ns(arrival.msg), fitted, arrival.received_s):
+        if timeline.push(stamp_ns(arrival.msg.header.stamp), fitted, arrival.received_s):
             self.get_logger().warning(
                 f"{topics.THERMAL_IMAGE} stamps went back in time: interpolation restarts from this frame",
                 throttle_duration_sec=BAD_FRAME_LOG_PERIOD_S,
@@ -539,10 +540,6 @@ def paint_heatmap(
     """One (rows, cols) Celsius heatmap -> the (H, W, 3) RGB the node publishes: the node's whole
     per-frame path in one function, so the benchmark times exactly what the node runs."""
     return resize_output(engine.paint(engine.prepare(heatmap_celsius[None]), projected), output_size)[0]
-
-
-def _stamp_ns(msg: Image) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
 def _celsius(msg: Image) -> np.ndarray:

@@ -1,0 +1,134 @@
+"""End-to-end latency of the conference graph: from a heatmap's capture to its painted frame's arrival.
+
+The real nodes run as `thermal-synth conference source:=sim diagnostics:=false` starts them
+(the runner, the packaged default model), each in its own process and then all in one
+(`--single-process`). A subscriber node of this process, hosted by the runner as the preview
+is, notes the receipt time of every `synth/image` by its node clock: system time, the clock the
+driver stamps `thermal/image` with at capture, so receipt minus header stamp is the whole way
+through driver publication, DDS, synthesis and DDS again, on the same machine. Each
+configuration is timed for a window that starts at its first painted frame, so start-up (torch
+imports, model loading) is not part of it.
+
+With `output_rate_hz` 0 every frame carries the stamp of the heatmap it was painted from; only
+frames whose stamp matches a heatmap's exactly are counted. With 30 the in-between frames are
+blends of the two latest heatmaps, played one input period behind, so their stamp-to-receipt
+time includes that ~115 ms playback delay by design.
+
+Run: `python -m bench e2e` (updates bench/results.json) or `python -m bench.bench_e2e`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+from rclpy.context import Context
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from bench.common import machine_info, tail
+from thermal_msgs import topics
+from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
+from thermal_msgs.units import stamp_ns
+from thermal_synth.graph import BRINGUPS, config_dir, resolve_arguments
+from thermal_synth.processes import use_private_domain
+from thermal_synth.runner import Observer, RunLimits, Runner
+
+WINDOW_S = 10.0
+QUICK_WINDOW_S = 2.0
+OUTPUT_RATES_HZ = (0.0, 30.0)
+GRAPH_ARGUMENTS = {"source": "sim", "diagnostics": "false"}
+"""`model` and `latent_code` are left at their defaults: the packaged model and its first code."""
+PLAYBACK_DELAY_NOTE = (
+    "output_rate_hz 30: latency over all frames, interpolated ones included; they carry stamps "
+    "one input period (~115 ms at 8.7 Hz) behind, so the playback delay is part of the latency"
+)
+
+
+class LatencyProbe(Observer):
+    """Notes (stamp, receipt) of each painted frame and the stamps of the heatmaps it was fed."""
+
+    def __init__(self, context: Context) -> None:
+        self.node = Node("bench_e2e_probe", context=context)
+        self.heatmap_stamps: set[int] = set()
+        self.frames: list[tuple[int, int]] = []
+        """(header stamp, receipt) of each synth/image, in ns of the system clock."""
+        subscribe = self.node.create_subscription
+        subscribe(Image, topics.THERMAL_IMAGE, self._on_heatmap, STREAM_SUBSCRIBER_QOS)
+        subscribe(Image, topics.SYNTH_IMAGE, self._on_frame, STREAM_SUBSCRIBER_QOS)
+
+    def ready(self) -> bool:
+        return bool(self.frames)
+
+    def restart(self) -> None:
+        self.frames.clear()
+
+    def _on_heatmap(self, msg: Image) -> None:
+        self.heatmap_stamps.add(stamp_ns(msg.header.stamp))
+
+    def _on_frame(self, msg: Image) -> None:
+        self.frames.append((stamp_ns(msg.header.stamp), self.node.get_clock().now().nanoseconds))
+
+
+def latency_summary(frames: list[tuple[int, int]]) -> dict:
+    latencies_ms = [(receipt - stamp) / 1e6 for stamp, receipt in frames]
+    return {**tail(latencies_ms), "max": round(max(latencies_ms), 2)}
+
+
+def measure(single_process: bool, output_rate_hz: float, window_s: float) -> dict:
+    bringup, config = BRINGUPS["conference"], config_dir()
+    values = resolve_arguments(bringup, {**GRAPH_ARGUMENTS, "output_rate_hz": f"{output_rate_hz:g}"}, config)
+    outcome = Runner(bringup, values, config, single_process=single_process).run(
+        RunLimits(window_s), LatencyProbe
+    )
+    if outcome.exit_code:
+        raise RuntimeError(f"the conference graph failed: {outcome.message}")
+    probe: LatencyProbe = outcome.observer
+    receipts_s = np.array([receipt for _, receipt in probe.frames]) / 1e9
+    matched = [frame for frame in probe.frames if frame[0] in probe.heatmap_stamps]
+    result = {
+        "frames": len(probe.frames),
+        "frames_with_a_heatmap_stamp": len(matched),
+        "synth_fps": round((len(receipts_s) - 1) / (receipts_s[-1] - receipts_s[0]), 2),
+    }
+    if output_rate_hz:
+        return {**result, "stamp_to_receipt_ms": latency_summary(probe.frames)}
+    return {**result, "stamp_to_receipt_ms": latency_summary(matched)}
+
+
+def run(window_s: float = WINDOW_S, *, quick: bool = False) -> dict:
+    """`quick`: one configuration (processes, output_rate_hz 0) for 2 s, for the smoke test."""
+    use_private_domain()
+    window_s = QUICK_WINDOW_S if quick else window_s
+    modes = {"processes": False} if quick else {"processes": False, "single_process": True}
+    rates = OUTPUT_RATES_HZ[:1] if quick else OUTPUT_RATES_HZ
+    started = time.perf_counter()
+    results = {
+        mode: {f"output_rate_hz_{rate:g}": measure(single_process, rate, window_s) for rate in rates}
+        for mode, single_process in modes.items()
+    }
+    return {
+        "benchmark": "end_to_end",
+        "graph": "conference: thermal_driver (sim, 8.7 Hz) -> thermal_synth (packaged default model) "
+        "-> a subscriber in the runner's process; diagnostics:=false",
+        "latency": "subscriber's receipt time - thermal/image header stamp, both system clock, ms",
+        "window_s": window_s,
+        "quick": quick,
+        "note": PLAYBACK_DELAY_NOTE,
+        **results,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=WINDOW_S, help="window per configuration")
+    parser.add_argument("--quick", action="store_true", help="one configuration for 2 s")
+    args = parser.parse_args(argv)
+    print(json.dumps({"machine": machine_info(), **run(args.seconds, quick=args.quick)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
