@@ -54,8 +54,8 @@ class Preview(Observer):
         return bool(self.frames)
 
     def restart(self) -> None:
-        """Keeps the newest heatmap: the next frames are painted from it."""
-        del self.heatmaps[:-1]
+        """Keeps the two newest heatmaps: the next frames are painted from them (or their blend)."""
+        del self.heatmaps[:-2]
         self.frames.clear()
 
     def _on_heatmap(self, msg: Image) -> None:
@@ -94,7 +94,7 @@ class Preview(Observer):
                 f"{last.encoding} {last.height}x{last.width}, frame_id '{last.header.frame_id}', "
                 f"{matched} matched to their heatmap by stamp"
                 + (
-                    f", {len(self.frames) - matched} in between (interpolated)"
+                    f", {len(self.frames) - matched} between heatmap stamps (output_rate_hz > 0)"
                     if matched < len(self.frames)
                     else ""
                 )
