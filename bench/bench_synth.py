@@ -52,12 +52,13 @@ from torch import Tensor, nn
 
 from bench.common import machine_info, spread, tail
 from thermal_synth.inference import SynthesisEngine, to_uint8
-from thermal_synth.interpolation import HeatmapTimeline, OutputClock
+from thermal_synth.interpolation import HeatmapTimeline
 from thermal_synth.model.bank import LatentBank, LatentCode
 from thermal_synth.model.config import NAMED_CONFIGS, ModelConfig
 from thermal_synth.model.files import ModelBundle, TrainingRecord
 from thermal_synth.model.networks import Generator, SpadeSRModel
 from thermal_synth.model.recipe import Preprocessing
+from thermal_synth.pacing import OutputClock
 from thermal_synth.synth_node import paint_heatmap
 
 WEIGHTS_NOTE = "random init; speed does not depend on weight values"

@@ -46,9 +46,10 @@ from thermal_synth.inference import (
     fit_heatmap,
     resize_output,
 )
-from thermal_synth.interpolation import HeatmapTimeline, OutputClock, PlaybackFrame
+from thermal_synth.interpolation import HeatmapTimeline, PlaybackFrame
 from thermal_synth.model.bank import LatentBank
 from thermal_synth.model.files import HOW_TO_GET_A_MODEL, ModelBundle, ModelFileError, load_trained_model
+from thermal_synth.pacing import OutputClock
 
 NODE_NAME = "thermal_synth"
 MAX_OUTPUT_SIZE = (2160, 3840)

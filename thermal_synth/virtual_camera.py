@@ -172,26 +172,6 @@ class FrameScheduler:
             return self._clock() - self._received_at
 
 
-class Pacer:
-    """Ticks at a fixed rate on absolute deadlines, so the time spent sending never adds up to drift.
-
-    After a stall longer than a period the schedule restarts instead of sending the missed frames in
-    a burst, which a call app would show as fast-forward.
-    """
-
-    def __init__(self, fps: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.period_s = 1.0 / fps
-        self._clock = clock
-        self._due = clock()
-
-    def wait(self, stop: threading.Event) -> bool:
-        """Sleeps until the next frame is due; False as soon as `stop` is set."""
-        if stop.wait(max(0.0, self._due - self._clock())):
-            return False
-        self._due = max(self._due + self.period_s, self._clock())
-        return True
-
-
 class FrameSink(Protocol):
     """Where the camera frames go: pyvirtualcam in use, a protocol-checking fake in tests."""
 

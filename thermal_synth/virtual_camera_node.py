@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -26,12 +27,12 @@ from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_arra
 from thermal_msgs.image import ImageFormatError, image_to_array
 from thermal_msgs.node_main import ConfigError, run_guarded, run_node
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
+from thermal_synth.pacing import OutputClock
 from thermal_synth.virtual_camera import (
     CARD_LABEL,
     FrameKind,
     FrameScheduler,
     FrameSink,
-    Pacer,
     VirtualCameraConfig,
     VirtualCameraUnavailable,
     fit_frame,
@@ -133,11 +134,12 @@ class VirtualCameraNode(Node):
         self._stop.set()
 
     def _send_loop(self) -> None:
-        pacer = Pacer(self.config.fps)
-        while pacer.wait(self._stop):
+        clock = OutputClock(self.config.fps, time.monotonic())
+        while not self._stop.wait(clock.wait_s(time.monotonic())):
             frame, kind = self._scheduler.next_frame()
             self.sink.send(frame)
             self._count(kind)
+            clock.advance(time.monotonic())
 
     def _count(self, kind: FrameKind) -> None:
         self.frames_sent += 1
