@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from thermal_synth.cli_args import EXIT_USAGE, number, use_one_line_errors
+from thermal_synth.cli_args import EXIT_USAGE, positive_number, use_one_line_errors
 from thermal_synth.contact_sheet import check_png_path
 from thermal_synth.graph import BRINGUPS, Bringup, argument_defaults, config_dir, resolve_arguments
 from thermal_synth.processes import use_private_domain
@@ -63,7 +63,7 @@ def add_parser(commands) -> None:
 def _add_run_options(parser: argparse.ArgumentParser, duration: float | None = None) -> None:
     parser.add_argument(
         "--duration",
-        type=_positive_seconds,
+        type=positive_number,
         default=duration,
         help="stop after this many seconds"
         + (f" (default {duration:g})" if duration else " (default: Ctrl-C)"),
@@ -73,13 +73,6 @@ def _add_run_options(parser: argparse.ArgumentParser, duration: float | None = N
         action="store_true",
         help="run our nodes in this process on one multi-threaded executor (less memory)",
     )
-
-
-def _positive_seconds(text: str) -> float:
-    value = number(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text!r}")
-    return value
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -245,13 +245,12 @@ def is_enabled(spec: NodeSpec, values: Mapping[str, str]) -> bool:
 SCALAR_TYPES = (bool, int, float, str)
 
 
-def parameter_type(spec: NodeSpec, parameter: str, config: Path) -> type | None:
-    """The type a launch argument's text must become: that of the parameter's YAML default.
+def parameter_type(default: object) -> type | None:
+    """The type a launch argument's text must become: that of the parameter's YAML `default`.
 
-    `device:=0` then stays the string "0" and `output_rate_hz:=30` becomes the double 30.0, where
-    plain YAML reading would hand the node an integer it refuses. None (lists): read as YAML.
+    `device:=0` then stays the string "0" and `slop_s:=1` becomes the double 1.0, where plain YAML
+    reading would hand the node an integer it refuses. None (lists): read as YAML.
     """
-    default = file_parameters(spec, config).get(parameter)
     return next((kind for kind in SCALAR_TYPES if type(default) is kind), None)
 
 
@@ -272,10 +271,11 @@ def parameter_value(text: str, kind: type | None) -> object:
 
 def node_parameters(spec: NodeSpec, values: Mapping[str, str], config: Path) -> dict[str, object]:
     """What the launch arguments and fixed settings override in the node's YAML."""
+    defaults = file_parameters(spec, config)
     overrides = {}
     for argument, parameter in spec.arguments.items():
         try:
-            overrides[parameter] = parameter_value(values[argument], parameter_type(spec, parameter, config))
+            overrides[parameter] = parameter_value(values[argument], parameter_type(defaults.get(parameter)))
         except ValueError as error:
             raise ValueError(f"{argument}:={values[argument]}: {error}") from None
     return {**overrides, **spec.fixed_parameters}

@@ -18,6 +18,7 @@ from thermal_synth.graph import (
     NodeSpec,
     argument_defaults,
     command_arguments,
+    file_parameters,
     parameter_type,
 )
 
@@ -40,11 +41,12 @@ def generate_bringup_description(bringup_name: str) -> LaunchDescription:
 
 
 def _node_action(spec: NodeSpec, config: Path) -> Node:
+    defaults = file_parameters(spec, config)
     overrides = {
         parameter: ParameterValue(
             LaunchConfiguration(argument),
             # The runner's rule: the text becomes the type of the parameter's YAML default.
-            value_type=parameter_type(spec, parameter, config),
+            value_type=parameter_type(defaults.get(parameter)),
         )
         for argument, parameter in spec.arguments.items()
     }

@@ -34,6 +34,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
 from thermal_msgs.node_main import EXIT_CONFIG, EXIT_FAILURE, ConfigError
+from thermal_synth.cli_args import EXIT_INTERRUPTED
 from thermal_synth.graph import Bringup, NodeSpec, command_arguments, is_enabled, node_parameters
 
 STOP_GRACE_S = 10.0
@@ -41,7 +42,6 @@ STOP_GRACE_S = 10.0
 KILL_GRACE_S = 5.0
 POLL_S = 0.1
 OUTPUT_TAIL_LINES = 5
-EXIT_INTERRUPTED = 130
 LAUNCHER = f"""import signal, sys
 # The runner stops nodes with SIGINT: hear it even when started from a background shell,
 # which leaves SIGINT ignored across exec.
@@ -114,23 +114,25 @@ def plan(bringup: Bringup, values: Mapping[str, str], config: Path, workdir: Pat
 
 def our_entry_point(executable: str) -> tuple[str, str]:
     """(module, function) of one of our console scripts, as installed (pip or colcon)."""
-    matches = [ep for ep in entry_points(group="console_scripts", name=executable)]
+    matches = list(entry_points(group="console_scripts", name=executable))
     if not matches:
         raise BringupError(f"no installed executable {executable!r}; reinstall the package (make setup)")
     module, _, function = matches[0].value.partition(":")
     return module, function
 
 
-def foreign_executable(spec: NodeSpec) -> Path | None:
-    """`<prefix>/lib/<package>/<executable>` from the ament index, as `ros2 run` finds it."""
+def foreign_executable(spec: NodeSpec) -> str | None:
+    """Where `ros2 run` finds another package's executable (`<prefix>/lib/<package>/`, from the
+    ament index), else the PATH; None when this install lacks it."""
     try:
         from ament_index_python.packages import get_package_prefix
 
-        prefix = Path(get_package_prefix(spec.package))
+        candidate = Path(get_package_prefix(spec.package)) / "lib" / spec.package / spec.executable
+        if candidate.is_file():
+            return str(candidate)
     except (ImportError, LookupError, OSError):
-        return None
-    candidate = prefix / "lib" / spec.package / spec.executable
-    return candidate if candidate.is_file() else None
+        pass
+    return shutil.which(spec.executable)
 
 
 def process_command(node: PlannedNode, config: Path) -> list[str]:
@@ -138,13 +140,13 @@ def process_command(node: PlannedNode, config: Path) -> list[str]:
     if spec.ours:
         module, function = our_entry_point(spec.executable)
         return [sys.executable, "-c", LAUNCHER.format(module=module, function=function), *node.ros_arguments]
-    executable = foreign_executable(spec) or shutil.which(spec.executable)
+    executable = foreign_executable(spec)
     if executable is None:
         raise BringupError(
             f"{spec.enabled_by or spec.name}:=true needs {spec.package}, which is not installed "
             f"(on ROS 2: sudo apt install ros-$ROS_DISTRO-{spec.package.replace('_', '-')})"
         )
-    return [str(executable), *command_arguments(spec, config), *node.ros_arguments]
+    return [executable, *command_arguments(spec, config), *node.ros_arguments]
 
 
 class NodeProcess:
@@ -300,7 +302,7 @@ class Runner:
         kept = []
         for node in nodes:
             spec = node.spec
-            if spec.optional and foreign_executable(spec) is None and shutil.which(spec.executable) is None:
+            if spec.optional and foreign_executable(spec) is None:
                 self._say(
                     f"{spec.package} is not installed: {spec.name} not started "
                     f"(set {spec.enabled_by}:=false to silence this)"
