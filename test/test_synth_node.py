@@ -26,7 +26,14 @@ from thermal_msgs.qos import STREAM_PUBLISHER_QOS, STREAM_SUBSCRIBER_QOS
 from thermal_synth.inference import SynthesisEngine
 from thermal_synth.model.bank import LatentBank, LatentCode
 from thermal_synth.model.files import BANK_FILE, HOW_TO_GET_A_MODEL, TrainingRecord, load_model, save_model
-from thermal_synth.synth_node import MAX_OUTPUT_RATE_HZ, ConfigError, Mailbox, ThermalSynthNode
+from thermal_synth.synth_node import (
+    MAX_OUTPUT_RATE_HZ,
+    ConfigError,
+    Mailboxes,
+    ThermalSynthNode,
+    paint_heatmap,
+    paint_heatmaps,
+)
 
 pytestmark = pytest.mark.ros
 
@@ -56,14 +63,16 @@ def stamp_ns(msg: Image) -> int:
 
 
 class Harness(Node):
-    """Plays the driver (heatmaps in) and the call client (synth/image and /diagnostics out)."""
+    """Plays the driver (heatmaps in) and the call client (synth/image and /diagnostics out), for the
+    single-user topics or for one participant (`stream`) of a multi-stream node."""
 
-    def __init__(self, context) -> None:
-        super().__init__("synth_harness", context=context)
+    def __init__(self, context, stream: str = "") -> None:
+        super().__init__(f"synth_harness_{stream}" if stream else "synth_harness", context=context)
         self.received: list[Image] = []
         self.diagnostics: list[DiagnosticStatus] = []
-        self._heatmaps = self.create_publisher(Image, topics.THERMAL_IMAGE, STREAM_PUBLISHER_QOS)
-        self.create_subscription(Image, topics.SYNTH_IMAGE, self.received.append, STREAM_SUBSCRIBER_QOS)
+        thermal, synth = (topics.stream_topic(t, stream) for t in (topics.THERMAL_IMAGE, topics.SYNTH_IMAGE))
+        self._heatmaps = self.create_publisher(Image, thermal, STREAM_PUBLISHER_QOS)
+        self.create_subscription(Image, synth, self.received.append, STREAM_SUBSCRIBER_QOS)
         self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, 10)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
@@ -368,14 +377,15 @@ def test_bad_frames_are_dropped_and_the_node_keeps_answering(harness, synth):
     assert node.failure is None
 
 
-def test_the_mailbox_hands_over_only_the_newest_frame_and_counts_the_rest():
-    mailbox = Mailbox()
+def test_the_mailboxes_hand_over_only_the_newest_frame_of_each_stream_and_count_the_rest():
+    mailboxes = Mailboxes(["alice", "bob"])
     frames = [Image(width=width) for width in (1, 2, 3)]
     for frame in frames:
-        mailbox.put(frame)
-    assert mailbox.take(timeout_s=0.0) is frames[-1]
-    assert mailbox.overwritten == 2
-    assert mailbox.take(timeout_s=0.01) is None
+        mailboxes.put("alice", frame)
+    mailboxes.put("bob", frames[0])
+    assert mailboxes.take_all(timeout_s=0.0) == {"alice": frames[-1], "bob": frames[0]}
+    assert mailboxes.overwritten == {"alice": 2, "bob": 0}
+    assert mailboxes.take_all(timeout_s=0.01) == {}
 
 
 def test_list_codes_names_the_bank(harness, synth, reference):
@@ -448,6 +458,11 @@ def test_diagnostics_report_code_device_model_and_latency(harness, synth, tiny_m
         ({"output_size": [5000, 5000]}, "output_size"),
         ({"output_rate_hz": 500.0}, "output_rate_hz"),
         ({"reliability": "sometimes"}, "reliability"),
+        ({"streams": ["alice", "bad name"]}, r"streams: \['bad name'\] are not valid names"),
+        ({"streams": ["alice", "alice"]}, "names must be unique"),
+        ({"streams": "alice"}, "streams must be a list of names"),
+        ({"streams": [f"p{n}" for n in range(65)]}, "at most 64"),
+        ({"streams": ["alice"], "alice.latent_code": "nobody"}, "no code named 'nobody'"),
     ],
 )
 def test_bad_startup_parameters_are_refused_with_a_reason(synth, parameters, reason):
@@ -478,3 +493,56 @@ def test_executable_exits_2_saying_how_to_get_a_model(tiny_model, tmp_path, mode
     assert len(errors) == 1, f"expected one error line, got: {stderr}"
     assert str(path) in errors[0]
     assert HOW_TO_GET_A_MODEL in errors[0]
+
+
+def test_each_stream_is_painted_from_its_own_heatmaps_with_its_own_appearance(
+    ros_context, spinner, synth, reference
+):
+    names = reference.bundle.bank.names()
+    assert len(names) >= 2
+    node = synth(streams=["alice", "bob"], **{"bob.latent_code": names[-1]})
+    alice, bob = (spinner.add(Harness(ros_context, stream)) for stream in ("alice", "bob"))
+    sitting, standing = person_heatmap(30.0), moving_body(1)
+
+    assert_same_picture(alice.render(sitting), expected_image(reference, sitting, names[0]))
+    assert_same_picture(bob.render(standing), expected_image(reference, standing, names[-1]))
+    published = {name for name, _ in node.get_publisher_names_and_types_by_node(node.get_name(), "/")}
+    assert {"/synth/alice/image", "/synth/bob/image"} <= published
+    assert f"/{topics.SYNTH_IMAGE}" not in published, "a multi-stream node has no single-user output"
+
+    assert alice.set_parameters(**{"alice.latent_code": names[-1]}).successful
+    assert_same_picture(alice.render(sitting), expected_image(reference, sitting, names[-1]))
+    assert_same_picture(bob.render(standing), expected_image(reference, standing, names[-1]))
+
+    assert alice.set_parameters(**{"alice.latent_code": ""}).successful
+    assert alice.set_parameters(latent_code=names[1]).successful
+    assert_same_picture(alice.render(sitting), expected_image(reference, sitting, names[1]))
+    (
+        assert_same_picture(bob.render(standing), expected_image(reference, standing, names[-1])),
+        ("bob keeps his own code when latent_code changes"),
+    )
+    refused = alice.set_parameters(**{"bob.latent_code": "nobody"})
+    assert not refused.successful
+    assert "no code named 'nobody'" in refused.reason
+
+    wait_for(lambda: alice.diagnostics and "bob.fps" in alice.last_values(), 5.0, "per-stream diagnostics")
+    values = alice.last_values()
+    assert values["streams"] == "alice, bob"
+    assert values["bob.latent_code"] == f"{names[-1]} (steady)"
+    assert int(values["alice.frames_published"]) >= 3
+    assert float(values["frames_per_forward_pass"]) >= 1.0
+
+
+def test_a_batch_of_streams_paints_what_each_stream_would_alone(reference):
+    """The worker paints every waiting stream in one forward pass: batching must change no pixel."""
+    names = reference.bundle.bank.names()
+    heatmaps = [person_heatmap(30.0), moving_body(0), moving_body(2), person_heatmap(36.0)]
+    projections = [reference.projection(name) for name in (names[0], names[-1], names[0], names[1])]
+    alone = [paint_heatmap(reference, h, p, None) for h, p in zip(heatmaps, projections, strict=True)]
+    together = paint_heatmaps(reference, heatmaps, projections, None)
+    assert together.shape == (4, *NATIVE, 3)
+    for painted, expected in zip(together, alone, strict=True):
+        assert_same_picture(painted, expected)
+    assert np.abs(together[0].astype(int) - together[1]).max() > 8, "each frame is painted with its own code"
+    shared = paint_heatmaps(reference, heatmaps, [projections[0]] * 4, (48, 64))
+    assert shared.shape == (4, 48, 64, 3)

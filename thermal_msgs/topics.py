@@ -48,3 +48,12 @@ CAMERA_FRAME_ID: Final = "camera_optical_frame"
 
 DEFAULT_OUTPUT_SIZE: Final = (12, 16)
 """Height x width of the privacy-safe heatmap, the PAIR-LRT-Human grid."""
+
+
+def stream_topic(topic: str, stream: str) -> str:
+    """One participant's copy of a topic for multi-stream synthesis: `thermal/image` of `alice` is
+    `thermal/alice/image`. The empty name is the topic itself (the single-user graph)."""
+    if not stream:
+        return topic
+    head, _, tail = topic.rpartition("/")
+    return f"{head}/{stream}/{tail}" if head else f"{stream}/{tail}"

@@ -8,24 +8,31 @@ The executor only serves the subscription, parameters, services and the diagnost
 With `output_rate_hz` > 0 the worker instead renders on its own clock from a timeline of the
 incoming heatmaps, one input period behind the newest (`thermal_synth.interpolation`), so an
 8.7 Hz sensor gives a call 30 distinct frames a second rather than 8.7 repeated ones.
+
+With `streams` the node serves several participants: each name reads `thermal/<name>/image` and
+publishes `synth/<name>/image` with its own appearance, and the worker paints the newest frame of
+every stream that has one in a single forward pass, which is how one GPU serves a whole call.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import numpy as np
+import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.publisher import Publisher
 from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
@@ -46,7 +53,7 @@ from thermal_synth.inference import (
     fit_heatmap,
     resize_output,
 )
-from thermal_synth.interpolation import HeatmapTimeline, PlaybackFrame
+from thermal_synth.interpolation import HeatmapTimeline
 from thermal_synth.model.bank import LatentBank
 from thermal_synth.model.files import HOW_TO_GET_A_MODEL, ModelBundle, ModelFileError, load_trained_model
 from thermal_synth.pacing import OutputClock
@@ -62,6 +69,12 @@ BAD_FRAME_LOG_PERIOD_S = 5.0
 SETTINGS_PARAMETERS = ("output_size", "transition_s", "output_rate_hz")
 INPUT_WAIT_S = 0.2
 """How long the worker waits for a frame or a tick before looking at the settings and the stop flag again."""
+MAX_STREAMS = 64
+"""A bound on subscriptions per node; a batch of 64 `base` frames is still a small forward pass."""
+STREAM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+"""One valid token of a ROS topic name, so `thermal/<name>/image` is always legal."""
+SINGLE_STREAM = ""
+"""The stream of the single-user graph: thermal/image in, synth/image out."""
 Item = TypeVar("Item")
 
 
@@ -127,69 +140,75 @@ class RenderSettings:
         return cls(parse_output_size(output_size), float(transition_s), parse_output_rate(output_rate_hz))
 
 
-class Appearance:
-    """The code being rendered, safe against parameter changes and bank reloads on other threads.
+class Appearances:
+    """The code each stream renders, safe against parameter changes and bank reloads on other threads.
 
-    One lock makes a reload, a switch and a frame's choice of projection atomic with respect to
-    each other, so the worker never asks the engine for a name a reload has just removed.
+    One lock for every stream makes a reload, a switch and a frame's choice of projection atomic
+    with respect to each other, so the worker never asks the engine for a name a reload has just
+    removed. Streams showing the same code share the engine's cached projection.
     """
 
-    def __init__(self, engine: SynthesisEngine, initial: str) -> None:
+    def __init__(self, engine: SynthesisEngine, initial: dict[str, str]) -> None:
         self._engine = engine
         self._lock = threading.Lock()
-        code = self.bank.get(initial)
-        self._transition = AppearanceTransition(code.name, code.z)
+        self._transitions: dict[str, AppearanceTransition] = {}
         # The projection of a target a reload removed from the bank: the engine caches bank names only.
-        self._held: Tensor | None = None
+        self._held: dict[str, Tensor] = {}
+        for stream, name in initial.items():
+            code = self.bank.get(name)
+            self._transitions[stream] = AppearanceTransition(code.name, code.z)
 
     @property
     def bank(self) -> LatentBank:
         return self._engine.bundle.bank
 
-    def switch(self, name: str, duration_s: float, now_s: float) -> None:
+    def switch(self, stream: str, name: str, duration_s: float, now_s: float) -> None:
         with self._lock:
-            self._retarget(name, duration_s, now_s)
+            self._retarget(stream, name, duration_s, now_s)
 
-    def _retarget(self, name: str, duration_s: float, now_s: float) -> None:
+    def _retarget(self, stream: str, name: str, duration_s: float, now_s: float) -> None:
         code = self.bank.get(name)
-        transition = self._transition
+        transition = self._transitions[stream]
         if code.name == transition.target_name and np.array_equal(code.z, transition.target_z):
             return
         transition.switch(code.name, code.z, now_s, duration_s)
-        self._held = None
+        self._held.pop(stream, None)
 
-    def projection(self, now_s: float) -> Tensor:
+    def projection(self, stream: str, now_s: float) -> Tensor:
         """Projects the blended z only while blending; a steady appearance costs a cache look-up."""
         with self._lock:
-            transition = self._transition
+            transition = self._transitions[stream]
             if transition.blending(now_s):
                 return self._engine.project(transition.z_at(now_s))
             if transition.target_name in self.bank:
                 return self._engine.projection(transition.target_name)
-            if self._held is None:
-                self._held = self._engine.project(transition.target_z)
-            return self._held
+            if stream not in self._held:
+                self._held[stream] = self._engine.project(transition.target_z)
+            return self._held[stream]
 
     def reload(self, duration_s: float, now_s: float) -> str:
         """Re-reads bank.json; raises ModelFileError (keeping the old bank) when it is broken."""
         with self._lock:
             bank = self._engine.bundle.reload_bank()
             self._engine.forget_codes()
-            current = self._transition.target_name
-            listing = f"reloaded {len(bank)} codes: {bank.describe_names()}"
-            if current not in bank:
-                return (
-                    f"{listing}; the current code {current!r} is no longer in the bank, so its appearance "
-                    "stays until latent_code is set"
-                )
-            # The name may now stand for another z: blend into it like any other change.
-            self._retarget(current, duration_s, now_s)
-            return listing
+            notes = [f"reloaded {len(bank)} codes: {bank.describe_names()}"]
+            for stream, transition in self._transitions.items():
+                current = transition.target_name
+                if current not in bank:
+                    whose = f"{stream}'s current code" if stream else "the current code"
+                    notes.append(
+                        f"{whose} {current!r} is no longer in the bank, so its appearance stays until "
+                        "latent_code is set"
+                    )
+                    continue
+                # The name may now stand for another z: blend into it like any other change.
+                self._retarget(stream, current, duration_s, now_s)
+            return "; ".join(notes)
 
-    def describe(self, now_s: float) -> tuple[str, str]:
+    def describe(self, stream: str, now_s: float) -> tuple[str, str]:
         """(code, transition state) for diagnostics."""
         with self._lock:
-            transition = self._transition
+            transition = self._transitions[stream]
             name = transition.target_name
             if name not in self.bank:
                 name = f"{name} (removed from the bank)"
@@ -207,27 +226,81 @@ class Arrival:
     received_s: float
 
 
-class Mailbox(Generic[Item]):
-    """One slot: a new message replaces one the worker has not taken yet, which counts as dropped."""
+class Mailboxes(Generic[Item]):
+    """One slot per stream under one condition.
 
-    def __init__(self) -> None:
+    The worker sleeps until any stream has a frame, then takes the newest of every stream at once:
+    that is what lets the frames of several streams share one forward pass. A new item replaces
+    one the worker has not taken yet, which counts as dropped.
+    """
+
+    def __init__(self, keys: Iterable[str]) -> None:
         self._ready = threading.Condition()
-        self._item: Item | None = None
-        self.overwritten = 0
+        self._slots: dict[str, Item] = {}
+        self.overwritten = dict.fromkeys(keys, 0)
 
-    def put(self, item: Item) -> None:
+    def put(self, key: str, item: Item) -> None:
         with self._ready:
-            if self._item is not None:
-                self.overwritten += 1
-            self._item = item
+            if key in self._slots:
+                self.overwritten[key] += 1
+            self._slots[key] = item
             self._ready.notify()
 
-    def take(self, timeout_s: float) -> Item | None:
+    def take_all(self, timeout_s: float) -> dict[str, Item]:
         with self._ready:
-            if self._item is None:
+            if not self._slots and timeout_s > 0.0:
                 self._ready.wait(timeout_s)
-            item, self._item = self._item, None
-            return item
+            taken, self._slots = self._slots, {}
+            return taken
+
+
+@dataclass(eq=False)
+class Stream:
+    """One participant: heatmaps in on `input_topic`, painted frames out through `publisher`."""
+
+    name: str
+    input_topic: str
+    publisher: Publisher
+    rate: RateMeter = field(default_factory=RateMeter)
+    frames_published: int = 0
+    frame_id: str = ""
+
+
+@dataclass(frozen=True)
+class Paintable:
+    """One frame of one stream waiting for the batch's forward pass."""
+
+    stream: Stream
+    heatmap: np.ndarray
+    stamp_ns: int
+    frame_id: str
+    interpolated: bool = False
+
+
+def parse_streams(value: object) -> tuple[str, ...]:
+    """Unset or empty means the single stream on thermal/image, the common case of one user."""
+    if isinstance(value, str | bytes) or (value is not None and not isinstance(value, Sequence)):
+        raise ValueError(f"streams must be a list of names such as [alice, bob], got {value!r}")
+    if not value:
+        return (SINGLE_STREAM,)
+    names = tuple(value)
+    bad = [name for name in names if not isinstance(name, str) or not STREAM_NAME.match(name)]
+    if bad:
+        raise ValueError(
+            f"streams: {bad} are not valid names (a letter, then letters, digits or '_'; each becomes "
+            "one level of thermal/<name>/image)"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"streams: names must be unique, got {list(names)}")
+    if len(names) > MAX_STREAMS:
+        raise ValueError(f"streams: at most {MAX_STREAMS} per node, got {len(names)}")
+    return names
+
+
+def stream_code_parameter(stream: str) -> str:
+    """The parameter holding one stream's own appearance: `<name>.latent_code`, as a YAML
+    `<name>: {latent_code: ...}` block under the node's ros__parameters declares it."""
+    return f"{stream}.latent_code"
 
 
 def _read_only(description: str) -> ParameterDescriptor:
@@ -281,11 +354,38 @@ class ThermalSynthNode(Node):
                 dynamic_typing=True,
             ),
         ).value
+        streams = declare(
+            "streams",
+            None,
+            ParameterDescriptor(
+                description="participants served in one forward pass: each name reads thermal/<name>/image, "
+                "publishes synth/<name>/image and takes its appearance from <name>.latent_code "
+                "(empty = latent_code); [] = one stream on thermal/image -> synth/image "
+                "(read-only: restart the node to change)",
+                read_only=True,
+                # An empty list has no element type: YAML's [] arrives unset, Python's as a byte array.
+                dynamic_typing=True,
+            ),
+        ).value
         try:
             self._qos = stream_publisher_qos(reliability)
             self.settings = RenderSettings.from_parameters(output_size, transition_s, output_rate_hz)
+            stream_names = parse_streams(streams)
+            own_codes = {
+                name: declare(
+                    stream_code_parameter(name),
+                    "",
+                    ParameterDescriptor(description=f"appearance of stream {name}; empty = latent_code"),
+                ).value
+                for name in stream_names
+                if name
+            }
             self.engine = SynthesisEngine(_load_model(model), device)
-            self.appearance = Appearance(self.engine, code_name(self.engine.bundle.bank, latent_code))
+            bank = self.engine.bundle.bank
+            self.appearances = Appearances(
+                self.engine,
+                {name: code_name(bank, own_codes.get(name) or latent_code) for name in stream_names},
+            )
         except ValueError as error:
             # Release the half-built node's services now: a retry under the same name must not race them.
             super().destroy_node()
@@ -294,17 +394,23 @@ class ThermalSynthNode(Node):
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
 
-        self._image_pub = self.create_publisher(Image, topics.SYNTH_IMAGE, self._qos)
+        self._mailboxes: Mailboxes[Arrival] = Mailboxes(stream_names)
+        self.streams: dict[str, Stream] = {}
+        for name in stream_names:
+            input_topic = topics.stream_topic(topics.THERMAL_IMAGE, name)
+            publisher = self.create_publisher(Image, topics.stream_topic(topics.SYNTH_IMAGE, name), self._qos)
+            self.streams[name] = Stream(name, input_topic, publisher)
+            self.create_subscription(
+                Image, input_topic, lambda msg, name=name: self._receive(name, msg), STREAM_SUBSCRIBER_QOS
+            )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
-        self.create_subscription(Image, topics.THERMAL_IMAGE, self._receive, STREAM_SUBSCRIBER_QOS)
         self.create_service(Trigger, "~/list_codes", self._list_codes)
         self.create_service(Trigger, "~/reload_bank", self._reload_bank)
         self.create_timer(1.0, self._publish_diagnostics)
 
-        self._mailbox: Mailbox[Arrival] = Mailbox()
         self._rate = RateMeter()
         self._latencies_s: deque[float] = deque(maxlen=LATENCY_WINDOW)
-        self.frames_published = 0
+        self._batch_sizes: deque[int] = deque(maxlen=LATENCY_WINDOW)
         self.interpolated_frames = 0
         self.frames_dropped_bad = 0
         self.last_problem = ""
@@ -312,37 +418,59 @@ class ThermalSynthNode(Node):
         self._stop = threading.Event()
         self.failure: BaseException | None = None
         self._worker = threading.Thread(target=self._guarded, name="synth", daemon=True)
-        code, _ = self.appearance.describe(time.monotonic())
+        now_s = time.monotonic()
+        codes = " ".join(
+            f"{name}:{self.appearances.describe(name, now_s)[0]}"
+            if name
+            else self.appearances.describe(name, now_s)[0]
+            for name in self.streams
+        )
         self.get_logger().info(
-            f"model={self.engine.bundle.directory} device={self.engine.device} code={code} "
+            f"model={self.engine.bundle.directory} device={self.engine.device} code={codes} "
             f"heatmap={_size(self.engine.heatmap_size)} image={_size(self._output_size())} "
             f"output_rate_hz={self.settings.output_rate_hz:g}"
+            + (f" streams={len(self.streams)}" if self._named_streams else "")
         )
         self._worker.start()
+
+    @property
+    def _named_streams(self) -> bool:
+        return SINGLE_STREAM not in self.streams
+
+    @property
+    def frames_published(self) -> int:
+        return sum(stream.frames_published for stream in self.streams.values())
 
     def _settings_with(self, parameters: list[Parameter]) -> RenderSettings:
         values = {name: self.get_parameter(name).value for name in SETTINGS_PARAMETERS}
         values.update({p.name: p.value for p in parameters if p.name in SETTINGS_PARAMETERS})
         return RenderSettings.from_parameters(**values)
 
+    def _is_code_parameter(self, name: str) -> bool:
+        return name == "latent_code" or any(name == stream_code_parameter(s) for s in self.streams if s)
+
     def _validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         try:
             self._settings_with(parameters)
             for parameter in parameters:
-                if parameter.name == "latent_code":
-                    code_name(self.appearance.bank, parameter.value)
+                if self._is_code_parameter(parameter.name):
+                    code_name(self.appearances.bank, parameter.value)
         except (ValueError, TypeError) as error:
             return SetParametersResult(successful=False, reason=str(error))
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, parameters: list[Parameter]) -> None:
         self.settings = self._settings_with(parameters)
-        for parameter in parameters:
-            if parameter.name != "latent_code":
-                continue
+        if not any(self._is_code_parameter(parameter.name) for parameter in parameters):
+            return
+        # Every stream follows its own code, or latent_code when it has none; an unchanged target is a no-op.
+        shared = self.get_parameter("latent_code").value
+        for name in self.streams:
+            own = self.get_parameter(stream_code_parameter(name)).value if name else ""
             try:
-                self.appearance.switch(
-                    code_name(self.appearance.bank, parameter.value),
+                self.appearances.switch(
+                    name,
+                    code_name(self.appearances.bank, own or shared),
                     self.settings.transition_s,
                     time.monotonic(),
                 )
@@ -350,8 +478,8 @@ class ThermalSynthNode(Node):
                 # A reload between validation and now removed the code: keep the current appearance.
                 self.get_logger().warning(f"latent_code not applied: {error}")
 
-    def _receive(self, msg: Image) -> None:
-        self._mailbox.put(Arrival(msg, time.monotonic()))
+    def _receive(self, stream: str, msg: Image) -> None:
+        self._mailboxes.put(stream, Arrival(msg, time.monotonic()))
 
     def _guarded(self) -> None:
         run_guarded(self, self._work, "synthesis", self._fail)
@@ -366,32 +494,25 @@ class ThermalSynthNode(Node):
             if rate_hz:
                 self._play_interpolated(rate_hz)
                 continue
-            arrival = self._mailbox.take(timeout_s=INPUT_WAIT_S)
-            if arrival is not None:
-                self._render_input(arrival.msg)
-
-    def _render_input(self, msg: Image) -> None:
-        try:
-            image = paint_heatmap(
-                self.engine,
-                _celsius(msg),
-                self.appearance.projection(time.monotonic()),
-                self.settings.output_size,
-            )
-        except (ImageFormatError, HeatmapError) as error:
-            self._drop_bad(str(error))
-            return
-        self._publish(image, stamp_ns(msg.header.stamp), msg.header.frame_id)
+            arrivals = self._mailboxes.take_all(timeout_s=INPUT_WAIT_S)
+            batch = []
+            for name, arrival in arrivals.items():
+                stream = self.streams[name]
+                heatmap = self._accept(stream, arrival.msg)
+                if heatmap is not None:
+                    header = arrival.msg.header
+                    batch.append(Paintable(stream, heatmap, stamp_ns(header.stamp), header.frame_id))
+            self._paint_and_publish(batch)
 
     def _play_interpolated(self, rate_hz: float) -> None:
         """Renders at `rate_hz` until the rate changes or the node stops.
 
-        A new rate starts a new timeline: the first frame after it is shown at once and the
+        A new rate starts new timelines: the first frame after it is shown at once and the
         one-period delay builds up again, which keeps output stamps increasing across the change.
+        Every stream's frame of a tick is painted in the same forward pass.
         """
-        timeline = HeatmapTimeline()
+        timelines = {name: HeatmapTimeline() for name in self.streams}
         clock = OutputClock(rate_hz, time.monotonic())
-        frame_id = ""
         while self.settings.output_rate_hz == rate_hz:
             wait_s = clock.wait_s(time.monotonic())
             if wait_s > 0.0:
@@ -399,64 +520,80 @@ class ThermalSynthNode(Node):
                 if self._stop.wait(min(wait_s, INPUT_WAIT_S)):
                     return
                 continue
-            arrival = self._mailbox.take(timeout_s=0.0)
-            if arrival is not None and self._push(timeline, arrival):
-                frame_id = arrival.msg.header.frame_id
-            frame = timeline.sample(time.monotonic())
-            if frame is not None:
-                self._render_playback(frame, frame_id)
+            for name, arrival in self._mailboxes.take_all(timeout_s=0.0).items():
+                self._push(timelines[name], self.streams[name], arrival)
+            now_s = time.monotonic()
+            batch = []
+            for name, timeline in timelines.items():
+                frame = timeline.sample(now_s)
+                if frame is not None:
+                    stream = self.streams[name]
+                    batch.append(
+                        Paintable(stream, frame.heatmap, frame.stamp_ns, stream.frame_id, frame.interpolated)
+                    )
+            self._paint_and_publish(batch)
             clock.advance(time.monotonic())
 
-    def _push(self, timeline: HeatmapTimeline, arrival: Arrival) -> bool:
-        """Checks a frame before it joins the timeline, where a bad one would spoil every blend
-        with its neighbours; fitted to the model's grid first, so blends cost the least."""
+    def _accept(self, stream: Stream, msg: Image) -> np.ndarray | None:
+        """The message's heatmap fitted to the model's grid, or None when it is dropped as bad: a bad
+        frame must neither spoil a batch shared with other streams nor a blend with its neighbours."""
         try:
-            heatmap = _celsius(arrival.msg)
+            heatmap = _celsius(msg)
             check_heatmap(heatmap)
-            fitted = fit_heatmap(heatmap, self.engine.heatmap_size)
+            return fit_heatmap(heatmap, self.engine.heatmap_size)
         except (ImageFormatError, HeatmapError) as error:
-            self._drop_bad(str(error))
-            return False
-        if timeline.push(stamp_ns(arrival.msg.header.stamp), fitted, arrival.received_s):
+            self._drop_bad(stream, str(error))
+            return None
+
+    def _push(self, timeline: HeatmapTimeline, stream: Stream, arrival: Arrival) -> None:
+        heatmap = self._accept(stream, arrival.msg)
+        if heatmap is None:
+            return
+        stream.frame_id = arrival.msg.header.frame_id
+        if timeline.push(stamp_ns(arrival.msg.header.stamp), heatmap, arrival.received_s):
             self.get_logger().warning(
-                f"{topics.THERMAL_IMAGE} stamps went back in time: interpolation restarts from this frame",
+                f"{stream.input_topic} stamps went back in time: interpolation restarts from this frame",
                 throttle_duration_sec=BAD_FRAME_LOG_PERIOD_S,
             )
-        return True
 
-    def _render_playback(self, frame: PlaybackFrame, frame_id: str) -> None:
-        projected = self.appearance.projection(time.monotonic())
-        self._publish(
-            paint_heatmap(self.engine, frame.heatmap, projected, self.settings.output_size),
-            frame.stamp_ns,
-            frame_id,
+    def _paint_and_publish(self, batch: list[Paintable]) -> None:
+        if not batch:
+            return
+        now_s = time.monotonic()
+        projections = [self.appearances.projection(item.stream.name, now_s) for item in batch]
+        images = paint_heatmaps(
+            self.engine, [item.heatmap for item in batch], projections, self.settings.output_size
         )
-        if frame.interpolated:
-            self.interpolated_frames += 1
+        self._batch_sizes.append(len(batch))
+        for item, image in zip(batch, images, strict=True):
+            self._publish(item.stream, image, item.stamp_ns, item.frame_id)
+            if item.interpolated:
+                self.interpolated_frames += 1
 
-    def _publish(self, image: np.ndarray, stamp_ns: int, frame_id: str) -> None:
+    def _publish(self, stream: Stream, image: np.ndarray, stamp_ns: int, frame_id: str) -> None:
         stamp = Time(nanoseconds=stamp_ns).to_msg()
-        self._image_pub.publish(array_to_image(image, topics.RGB_ENCODING, stamp=stamp, frame_id=frame_id))
-        self.frames_published += 1
+        stream.publisher.publish(array_to_image(image, topics.RGB_ENCODING, stamp=stamp, frame_id=frame_id))
+        stream.frames_published += 1
+        stream.rate.tick()
         self._rate.tick()
         self._latencies_s.append((self.get_clock().now().nanoseconds - stamp_ns) / 1e9)
 
-    def _drop_bad(self, problem: str) -> None:
+    def _drop_bad(self, stream: Stream, problem: str) -> None:
         self.frames_dropped_bad += 1
         self.last_problem = problem
         self.get_logger().warning(
-            f"dropping {topics.THERMAL_IMAGE} frame: {problem} ({self.frames_dropped_bad} dropped so far)",
+            f"dropping {stream.input_topic} frame: {problem} ({self.frames_dropped_bad} dropped so far)",
             throttle_duration_sec=BAD_FRAME_LOG_PERIOD_S,
         )
 
     def _list_codes(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        bank = self.appearance.bank
+        bank = self.appearances.bank
         response.success, response.message = True, "\n".join(bank.names())
         return response
 
     def _reload_bank(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         try:
-            response.message = self.appearance.reload(self.settings.transition_s, time.monotonic())
+            response.message = self.appearances.reload(self.settings.transition_s, time.monotonic())
         except ModelFileError as error:
             response.success, response.message = False, f"kept the previous bank: {error}"
             return response
@@ -468,7 +605,7 @@ class ThermalSynthNode(Node):
         return self.settings.output_size or self.engine.image_size
 
     def _publish_diagnostics(self) -> None:
-        code, transition = self.appearance.describe(time.monotonic())
+        now_s = time.monotonic()
         latencies = np.array(self._latencies_s)
         level, message = self._health()
         output_rate_hz = self.settings.output_rate_hz
@@ -477,17 +614,28 @@ class ThermalSynthNode(Node):
             "fps": f"{self._rate.rate_hz():.2f}",
             "output_rate_hz": f"{output_rate_hz:g}",
             "frames_published": str(self.frames_published),
-            "frames_dropped_stale": str(self._mailbox.overwritten),
+            "frames_dropped_stale": str(sum(self._mailboxes.overwritten.values())),
             "frames_dropped_bad": str(self.frames_dropped_bad),
             "last_problem": self.last_problem,
             "latency_p50_ms": f"{np.median(latencies) * 1e3:.1f}" if latencies.size else "",
             "latency_max_ms": f"{latencies.max() * 1e3:.1f}" if latencies.size else "",
-            "latent_code": code,
-            "transition": transition,
             "device": str(self.engine.device),
             "model": str(self.engine.bundle.directory),
             "output_size": _size(self._output_size()),
         }
+        if self._named_streams:
+            values["streams"] = ", ".join(self.streams)
+            values["frames_per_forward_pass"] = (
+                f"{np.mean(self._batch_sizes):.2f}" if self._batch_sizes else ""
+            )
+            for name, stream in self.streams.items():
+                code, transition = self.appearances.describe(name, now_s)
+                values[f"{name}.latent_code"] = f"{code} ({transition})"
+                values[f"{name}.fps"] = f"{stream.rate.rate_hz():.2f}"
+                values[f"{name}.frames_published"] = str(stream.frames_published)
+                values[f"{name}.frames_dropped_stale"] = str(self._mailboxes.overwritten[name])
+        else:
+            values["latent_code"], values["transition"] = self.appearances.describe(SINGLE_STREAM, now_s)
         if output_rate_hz:
             values["interpolated_frames"] = str(self.interpolated_frames)
         self._diagnostics_pub.publish(
@@ -512,7 +660,8 @@ class ThermalSynthNode(Node):
         if bad_since_last:
             return WARN, f"dropped {bad_since_last} bad frames: {self.last_problem}"
         if not self.frames_published:
-            return OK, f"waiting for {topics.THERMAL_IMAGE}"
+            waiting_for = ", ".join(stream.input_topic for stream in self.streams.values())
+            return OK, f"waiting for {waiting_for}"
         return OK, "running"
 
     def destroy_node(self) -> None:
@@ -532,15 +681,29 @@ def _load_model(path: str) -> ModelBundle:
         raise ModelFileError(message) from None
 
 
+def paint_heatmaps(
+    engine: SynthesisEngine,
+    heatmaps_celsius: Sequence[np.ndarray],
+    projections: Sequence[Tensor],
+    output_size: tuple[int, int] | None,
+) -> np.ndarray:
+    """(rows, cols) Celsius heatmaps, one per stream, and their streams' projections -> the (N, H, W, 3)
+    RGB frames the node publishes, in one forward pass: the node's whole per-batch path in one
+    function, so the benchmarks time exactly what the node runs."""
+    first = projections[0]
+    # Streams that show the same appearance share one cached projection: broadcast, do not copy.
+    projected = first if all(p is first for p in projections) else torch.cat(list(projections))
+    return resize_output(engine.paint(engine.prepare(np.stack(heatmaps_celsius)), projected), output_size)
+
+
 def paint_heatmap(
     engine: SynthesisEngine,
     heatmap_celsius: np.ndarray,
     projected: Tensor,
     output_size: tuple[int, int] | None,
 ) -> np.ndarray:
-    """One (rows, cols) Celsius heatmap -> the (H, W, 3) RGB the node publishes: the node's whole
-    per-frame path in one function, so the benchmark times exactly what the node runs."""
-    return resize_output(engine.paint(engine.prepare(heatmap_celsius[None]), projected), output_size)[0]
+    """One stream's frame: `paint_heatmaps` with a batch of one."""
+    return paint_heatmaps(engine, [heatmap_celsius], [projected], output_size)[0]
 
 
 def _celsius(msg: Image) -> np.ndarray:
