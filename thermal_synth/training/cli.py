@@ -111,6 +111,7 @@ def make_plan(settings: TrainSettings, heatmap_size: tuple[int, int], max_minute
         train=settings.train_config(precision),
         normalisation=settings.normalisation_recipe(),
         device=settings.device,
+        distillation=settings.distillation(),
         schedule=Schedule(
             log_every=settings.log_every,
             sample_every=settings.sample_every,
@@ -205,8 +206,10 @@ def _summary(outcome: TrainingOutcome, args: argparse.Namespace, directory: Path
     if outcome.bundle is None:
         return f"paused at step {outcome.step} (--max-minutes). {_resume_hint(directory, args)}"
     bundle = outcome.bundle
+    distillation = bundle.training.details.get("distillation")
+    teacher = f" distilled from {distillation['teacher']}," if distillation else ""
     return (
-        f"wrote {args.out}: config {args.config}, {bundle.training.gan_steps} GAN + "
+        f"wrote {args.out}: config {args.config},{teacher} {bundle.training.gan_steps} GAN + "
         f"{bundle.training.inversion_steps} inversion steps, {len(bundle.bank)} appearances: "
         f"{bundle.bank.describe_names()}; logs, samples and checkpoints in {directory}"
     )

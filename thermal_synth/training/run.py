@@ -35,6 +35,7 @@ from thermal_synth.training.checkpoints import (
     save_checkpoint,
 )
 from thermal_synth.training.data import DatasetMismatchError, PairTensors, load_pairs
+from thermal_synth.training.distillation import DistillationConfig, Teacher
 from thermal_synth.training.distributed import Workers, start_workers, stop_workers
 from thermal_synth.training.run_log import RunLog
 from thermal_synth.training.samples import SampleInputs, write_sample_grid
@@ -64,12 +65,20 @@ class TrainingPlan:
     normalisation: Normalisation = field(default_factory=Normalisation)
     device: str = DEVICE_AUTO
     schedule: Schedule = field(default_factory=Schedule)
+    distillation: DistillationConfig | None = None
+    """None: ordinary training; else the student learns from a teacher model (distillation.py)."""
 
     def fingerprint(self) -> dict[str, Any]:
-        """What must match for a checkpoint to continue this run (step counts may grow)."""
+        """What must match for a checkpoint to continue this run (step counts may grow).
+
+        The distillation section exists only when distilling, so checkpoints of ordinary runs
+        written before distillation existed still resume."""
         train = {k: v for k, v in asdict(self.train).items() if k not in NOT_IN_FINGERPRINT}
         normalisation = asdict(self.normalisation)
-        return {"model": self.model.to_json(), "train": train, "normalisation": normalisation}
+        fingerprint = {"model": self.model.to_json(), "train": train, "normalisation": normalisation}
+        if self.distillation is not None:
+            fingerprint["distillation"] = self.distillation.fingerprint()
+        return fingerprint
 
 
 class TrainingDiverged(RuntimeError):
@@ -125,6 +134,11 @@ class _Run:
                 f"the model config takes {plan.model.heatmap_size}"
             )
         self.preprocessing = Preprocessing(self.reader.recipe, plan.normalisation)
+        self.teacher = (
+            None
+            if plan.distillation is None
+            else Teacher.load(plan.distillation, plan.model, self.preprocessing, device)
+        )
         self.pairs = load_pairs(self.reader, "train", self.preprocessing)
         if len(self.pairs) == 0:
             raise DatasetMismatchError(f"{data}: the train split is empty")
@@ -146,6 +160,7 @@ class _Run:
             device,
             rank=workers.rank,
             gradient_sync=workers.average_gradients,
+            teacher=self.teacher,
         )
         self.order = torch.Generator().manual_seed(plan.train.seed + 7919 * workers.rank)
         self.dataset_sha256 = file_sha256(self.reader.directory / MANIFEST_NAME)
@@ -243,11 +258,14 @@ class _Run:
             self.log.truncate_after(-1)
 
     def _identity(self) -> dict[str, Any]:
-        return {
+        identity = {
             "plan": self.plan.fingerprint(),
             "dataset_sha256": self.dataset_sha256,
             "world_size": self.workers.world_size,
         }
+        if self.teacher is not None:
+            identity["teacher_sha256"] = self.teacher.weights_sha256
+        return identity
 
     def _restore(self, directory: Path) -> None:
         state = load_checkpoint(directory)
@@ -311,15 +329,30 @@ class _Run:
     def _finish(self) -> ModelBundle | None:
         if not self.workers.is_main:
             return None
-        details = {"dataset_sha256": self.dataset_sha256, "train": asdict(self.plan.train)}
+        details: dict[str, Any] = {"dataset_sha256": self.dataset_sha256, "train": asdict(self.plan.train)}
+        if self.teacher is not None:
+            details["distillation"] = self.teacher.record()
         bundle = self.trainer.bundle(
             LatentBank(self.plan.model.z_dim), dataset=str(self.data), details=details
         )
-        bundle.bank = bank_from_sessions(bundle, self.pairs, self.reader.sessions)
+        bundle.bank = self._bank(bundle)
         save_model(self.out, bundle)
         if self.log is not None:
             self.log.plot()
         return bundle
+
+    def _bank(self, bundle: ModelBundle) -> LatentBank:
+        """The appearances the model ships with: the training sessions' codes, or the teacher's bank.
+
+        A distilled student is taught to paint, for the same z, what the teacher paints, so the
+        teacher's codes stand for the same appearances in the student; they come from an encoder
+        that is at least as good, and they keep what a user did to that bank (codes added from
+        their own photos with `thermal-synth codes add`, names they chose), which codes re-made
+        from the training sessions with the student's own encoder would lose.
+        """
+        if self.teacher is not None:
+            return self.teacher.bank
+        return bank_from_sessions(bundle, self.pairs, self.reader.sessions)
 
 
 def _identity_difference(found: Any, expected: dict[str, Any]) -> str:
@@ -327,6 +360,13 @@ def _identity_difference(found: Any, expected: dict[str, Any]) -> str:
         return "not a checkpoint of a training run"
     if found.get("dataset_sha256") != expected["dataset_sha256"]:
         return "was written for another dataset (manifest checksum differs)"
+    found_teacher, teacher = found.get("teacher_sha256"), expected.get("teacher_sha256")
+    if found_teacher != teacher:
+        if teacher is None:
+            return "was distilled from a teacher, this run has none"
+        if found_teacher is None:
+            return "was written without a teacher, this run distils from one"
+        return "was distilled from another teacher (the teacher's weights sha256 differs)"
     if found.get("world_size") != expected["world_size"]:
         return f"was written by {found.get('world_size')} processes, this run has {expected['world_size']}"
     plan, wanted = found.get("plan") or {}, expected["plan"]

@@ -19,7 +19,7 @@ CSV_FILE = "metrics.csv"
 PLOT_FILE = "curves.png"
 COLUMNS = (
     "step", "phase", "phase_step", "elapsed_s", "steps_per_s",
-    "d_loss", "d_adv", "d_rec", "r1", "g_loss", "g_rec", "e_loss", "e_l1",
+    "d_loss", "d_adv", "d_rec", "r1", "g_loss", "g_rec", "g_distil", "e_loss", "e_l1", "e_distil",
 )  # fmt: skip
 """Fixed so the CSV header never changes mid-file; a phase leaves the other phase's columns empty."""
 PLOTTED = (
@@ -27,6 +27,7 @@ PLOTTED = (
     ("heatmap reconstruction (hinge-L1)", ("d_rec", "g_rec")),
     ("R1", ("r1",)),
     ("inversion", ("e_loss", "e_l1")),
+    ("distillation (L1 to the teacher)", ("g_distil", "e_distil")),
 )
 
 
@@ -76,8 +77,15 @@ class RunLog:
         matplotlib.use("Agg")
         from matplotlib import pyplot
 
-        figure, axes = pyplot.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
-        for axis, (title, keys) in zip(axes.flat, PLOTTED, strict=True):
+        # Only the loss families this run logs: an ordinary run has no distillation panel.
+        shown = [(title, keys) for title, keys in PLOTTED if any(key in r for r in records for key in keys)]
+        rows = max(1, math.ceil(len(shown) / 2))
+        figure, axes = pyplot.subplots(
+            rows, 2, figsize=(11, 3.5 * rows), squeeze=False, constrained_layout=True
+        )
+        for axis in axes.flat[len(shown) :]:
+            axis.set_axis_off()
+        for axis, (title, keys) in zip(axes.flat, shown, strict=False):
             for key in keys:
                 points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), int | float)]
                 if not points:

@@ -21,14 +21,17 @@ from thermal_synth.graph import config_dir
 from thermal_synth.inference import DEVICE_AUTO
 from thermal_synth.model.config import NAMED_CONFIGS, ModelConfig, named_config
 from thermal_synth.model.recipe import NORMALISATION_MODES, Normalisation
+from thermal_synth.training.distillation import DistillationConfig
 from thermal_synth.training.trainer import PRECISIONS, TrainConfig
 
 MAX_SETTINGS_BYTES = 64 << 10
 RESUMABLE_CHANGES = frozenset(
     {"gan_steps", "inversion_steps", "device", "log_every", "sample_every", "checkpoint_every",
-     "keep_checkpoints", "eval_samples"}
+     "keep_checkpoints", "eval_samples", "teacher"}
 )  # fmt: skip
-"""What a resumed run may change: how long and where it runs, not what it computes."""
+"""What a resumed run may change: how long and where it runs, not what it computes. The teacher's
+path may move with the run to another machine; the checkpoint refuses a teacher with other weights."""
+DISTILLATION_SETTINGS = ("distil_weight", "encoder_distil_weight", "distil_bank_share")
 
 
 class SettingsError(ValueError):
@@ -70,6 +73,14 @@ class TrainSettings:
     keep_checkpoints: int = 3
     eval_samples: int = 500
     """Held-out samples for the evaluation that ends a run (0 = no evaluation)."""
+    teacher: str = ""
+    """A trained model directory to distil from (empty: ordinary training); see distillation.py."""
+    distil_weight: float = 0.0
+    """L1 of the student's image against the teacher's for the same (z, h); > 0 with a teacher."""
+    encoder_distil_weight: float = 0.0
+    """L1 of the student encoder's code against the teacher encoder's for the same photo."""
+    distil_bank_share: float = 0.0
+    """Share of each GAN batch's codes taken from the teacher's latent bank instead of N(0, I)."""
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -106,12 +117,37 @@ class TrainSettings:
             self.normalisation_recipe()
         except ValueError as error:
             raise SettingsError(str(error)) from None
+        if self.teacher:
+            self.distillation()
 
     def model_config(self, heatmap_size: tuple[int, int]) -> ModelConfig:
         return named_config(self.model, heatmap_size)
 
     def normalisation_recipe(self) -> Normalisation:
         return Normalisation(self.normalisation, self.low_c, self.high_c)
+
+    def distillation(self) -> DistillationConfig | None:
+        """None for ordinary training.
+
+        Distillation weights without a teacher are refused here, when a run is planned, rather
+        than when the settings are built: config/train_distil_fast.yaml sets the weights and
+        leaves the teacher to a `--teacher` flag, which is applied after the file is read.
+        """
+        if not self.teacher:
+            orphans = [name for name in DISTILLATION_SETTINGS if getattr(self, name) != 0]
+            if orphans:
+                raise SettingsError(
+                    f"{', '.join(orphans)} set but no teacher: pass --teacher MODEL_DIR "
+                    "(a trained model directory, e.g. models/base)"
+                )
+            return None
+        try:
+            return DistillationConfig(
+                Path(self.teacher).expanduser(),
+                **{name: getattr(self, name) for name in DISTILLATION_SETTINGS},
+            )
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
 
     def train_config(self, precision: str) -> TrainConfig:
         names = {item.name for item in fields(TrainConfig)} - {"precision"}

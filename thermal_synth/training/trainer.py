@@ -29,6 +29,7 @@ from thermal_synth.model.networks import SpadeSRModel
 from thermal_synth.model.recipe import Preprocessing
 from thermal_synth.shards import SessionRecord
 from thermal_synth.training.data import PairTensors
+from thermal_synth.training.distillation import Teacher
 from thermal_synth.training.losses import (
     discriminator_hinge,
     generator_hinge,
@@ -85,6 +86,7 @@ class SpadeSRTrainer:
         *,
         rank: int = 0,
         gradient_sync: GradientSync | None = None,
+        teacher: Teacher | None = None,
     ) -> None:
         self.config = config
         self.preprocessing = preprocessing
@@ -94,6 +96,7 @@ class SpadeSRTrainer:
         # Every rank starts from the same weights but draws its own z and noise.
         self.generator_rng = torch.Generator(device="cpu").manual_seed(train_config.seed + 1 + 7919 * rank)
         self._sync = gradient_sync or (lambda _network: None)
+        self.teacher = teacher
         self.networks = SpadeSRModel(config).to(self.device)
         generator = self.networks.generator
         self._generate = torch.compile(generator) if train_config.compile else generator
@@ -152,19 +155,29 @@ class SpadeSRTrainer:
         return {"d_loss": loss.item(), **metrics}
 
     def gan_step(self, images: Tensor, heatmaps: Tensor, masks: Tensor | None = None) -> dict[str, float]:
-        """One D step and one G step on a batch of real pairs; returns the losses."""
+        """One D step and one G step on a batch of real pairs; returns the losses.
+
+        When distilling, G's loss also holds the L1 to the teacher's image for the same codes and
+        the same (noisy) heatmaps the fakes were painted from."""
         self.networks.generator.train()
         self.networks.discriminator.train()
         conditioning = self._noisy(heatmaps)
         generator = self.networks.generator
+        z = self.sample_z(images.shape[0])
+        if self.teacher is not None:
+            z = self.teacher.with_bank_codes(z, self.generator_rng)
         with self._autocast():
-            fakes = self._generate(self.sample_z(images.shape[0]), conditioning)
+            fakes = self._generate(z, conditioning)
         metrics = self._discriminator_step(images, heatmaps, masks, fakes)
         self.networks.discriminator.requires_grad_(False)
         with self._autocast():
             fake_scores, fake_heatmaps = self.networks.discriminator(fakes)
             reconstruction = heatmap_reconstruction(heatmaps, fake_heatmaps, masks)
             loss = generator_hinge(fake_scores) + self.train_config.reconstruction_weight * reconstruction
+            if self.teacher is not None:
+                distil = functional.l1_loss(fakes.float(), self.teacher.images(z, conditioning).float())
+                loss = loss + self.teacher.config.distil_weight * distil
+                metrics["g_distil"] = distil.item()
         self._step(self.optimiser_g, generator, loss)
         self.networks.discriminator.requires_grad_(True)
         self.gan_steps += 1
@@ -174,19 +187,28 @@ class SpadeSRTrainer:
     def inversion_step(
         self, images: Tensor, heatmaps: Tensor, masks: Tensor | None = None
     ) -> dict[str, float]:
-        """One D step and one encoder step; the (EMA) generator is frozen, as it will be shipped."""
+        """One D step and one encoder step; the (EMA) generator is frozen, as it will be shipped.
+
+        When distilling with an encoder_distil_weight, the encoder's loss also holds the L1 to
+        the teacher encoder's code for the same photo."""
         tc = self.train_config
         encoder = self.networks.encoder.train()
         self.networks.discriminator.train()
         frozen = self.ema.generator.eval()
         with self._autocast():
-            reconstructions = frozen(encoder(images), heatmaps)
+            codes = encoder(images)
+            reconstructions = frozen(codes, heatmaps)
         metrics = self._discriminator_step(images, heatmaps, masks, reconstructions)
         self.networks.discriminator.requires_grad_(False)
         with self._autocast():
             scores, _ = self.networks.discriminator(reconstructions)
             l1 = functional.l1_loss(reconstructions.float(), images)
             loss = tc.inversion_l1_weight * l1 + tc.inversion_adversarial_weight * generator_hinge(scores)
+            teacher = self.teacher
+            if teacher is not None and teacher.config.encoder_distil_weight > 0:
+                distil = functional.l1_loss(codes.float(), teacher.codes(images).float())
+                loss = loss + teacher.config.encoder_distil_weight * distil
+                metrics["e_distil"] = distil.item()
         self._step(self.optimiser_e, encoder, loss)
         self.networks.discriminator.requires_grad_(True)
         self.inversion_steps += 1
