@@ -1,7 +1,8 @@
 """`python -m bench` (or `make bench`): every benchmark, one JSON report, tables for the README.
 
 `python -m bench synth e2e` (any of vospi, driver, sim, synth, e2e, recorder, training) runs only
-those and updates their sections of an existing report, keeping the others.
+those and updates their sections of an existing report, keeping the others. `--model DIR`
+(repeatable) puts a trained model's evaluation next to its config's synthesis speed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict]] = {
     "vospi": lambda args: bench_vospi.run(),
     "driver": lambda args: bench_driver.run(seconds=args.seconds),
     "sim": lambda args: bench_sim.run(),
-    "synth": lambda args: bench_synth.run(),
+    "synth": lambda args: bench_synth.run(models=args.models),
     "e2e": lambda args: bench_e2e.run(args.seconds),
     "recorder": lambda args: bench_recorder.run(),
     "training": lambda args: bench_training.run(),
@@ -100,40 +101,87 @@ def e2e_rows(by_rate: dict, how: str) -> list[tuple[str, str]]:
     ]
 
 
+NO_TRAINED_MODEL = "no trained model"
+NO_GPU_CELL = "not measured: no GPU available on the development machine"
+
+
 def synth_table(synth: dict) -> str:
-    """One row per config and device: the README's synthesis table."""
+    """One row per config: CPU speed next to the quality of the config's trained model."""
     rows = []
     for name, config in synth["configs"].items():
         params = config["params"]
         params_m = " / ".join(
             f"{params[network] / 1e6:.2f}" for network in ("generator", "discriminator", "encoder")
         )
-        for device, result in config["per_device"].items():
-            single = result["single_stream"]
-            batch_32 = next((b for b in result["batched"] if b["batch"] == 32), None)
-            target = config["target_fps"]
-            if device != "cpu" or target is None:
-                verdict = "—"
-            else:
-                verdict = f"≥ {target:g} fps: {'met' if result['meets_target'] else 'NOT met'}"
-            rows.append(
-                (
-                    name if device == "cpu" else f"{name} ({device})",
-                    params_m,
-                    f"{config['gflop']['per_frame']:.2f}",
-                    f"{single['fps_median']:.1f}",
-                    f"{single['latency_ms']['p99']:.1f}",
-                    f"{batch_32['images_per_s']['median']:.1f}" if batch_32 else "—",
-                    verdict,
-                )
+        result = config["per_device"]["cpu"]
+        single = result["single_stream"]
+        one_thread = result.get("single_stream_one_thread")
+        batched = {entry["batch"]: entry["images_per_s"]["median"] for entry in result["batched"]}
+        target = config["target_fps"]
+        verdict = (
+            "—" if target is None else f"≥ {target:g} fps: {'met' if result['meets_target'] else 'NOT met'}"
+        )
+        rows.append(
+            (
+                name,
+                params_m,
+                f"{config['gflop']['per_frame']:.2f}",
+                f"{single['fps_median']:.1f}",
+                f"{one_thread['fps_median']:.1f}" if one_thread else "—",
+                f"{single['latency_ms']['p99']:.1f}",
+                " / ".join(f"{batched[batch]:.1f}" if batch in batched else "—" for batch in (8, 32)),
+                *quality_cells(config.get("quality")),
+                verdict,
             )
+        )
     header = (
-        "| config | params G / D / E (M) | GFLOP per frame | single-stream fps | p99 latency (ms) "
-        "| batch 32 (images/s) | target on this CPU |"
+        "| config | params G / D / E (M) | GFLOP per frame | single-stream fps | 1 thread fps "
+        "| p99 latency (ms) | batch 8 / 32 (images/s) | FID | MAE | target on this CPU |"
     )
-    return "\n".join(
-        [header, "|---|---|---|---|---|---|---|", *("| " + " | ".join(row) + " |" for row in rows)]
+    return "\n".join([header, "|---" * 10 + "|", *("| " + " | ".join(row) + " |" for row in rows)])
+
+
+def quality_cells(quality: dict | None) -> tuple[str, str]:
+    """FID and MAE of the config's trained model, or why there are none."""
+    if quality is None:
+        return NO_TRAINED_MODEL, NO_TRAINED_MODEL
+    fid, mae = quality["fid"], quality["mae"]
+    return ("n/a" if fid is None else f"{fid:.1f}", "n/a" if mae is None else f"{mae:.4f}")
+
+
+def gpu_table(synth: dict) -> str:
+    """The GPU rows: single-stream fps, bf16 batched throughput and its target, or that no GPU was there."""
+    gpu = synth["gpu"]
+    targets = gpu["targets_images_per_s"]
+    header = (
+        f"| config ({gpu['device'] if gpu['available'] else 'GPU'}) | single-stream fps fp32 / bf16 "
+        "| p99 latency bf16 (ms) | bf16 batched images/s: on the GPU / to the host (batch) | target |"
     )
+    rows = []
+    for name in synth["configs"]:
+        target = targets.get(name)
+        goal = "—" if target is None else f"≥ {target:,.0f} images/s bf16 batched"
+        if not gpu["available"]:
+            if target is not None:
+                rows.append((name, "—", "—", "—", f"{goal}: {NO_GPU_CELL}"))
+            continue
+        result = gpu["configs"][name]
+        single = result["single_stream"]
+        fitting = [entry for entry in result["batched_bf16"] if "images_per_s" in entry]
+        best = max(fitting, key=lambda entry: entry["images_per_s"]["median"], default=None)
+        rows.append(
+            (
+                name,
+                f"{single['fp32']['fps_median']:.1f} / {single['bf16']['fps_median']:.1f}",
+                f"{single['bf16']['latency_ms']['p99']:.2f}",
+                "out of memory"
+                if best is None
+                else f"{best['images_per_s']['median']:,.0f} / {best['images_per_s_to_host']['median']:,.0f} "
+                f"({best['batch']})",
+                goal if target is None else f"{goal}: {'met' if result['meets_target'] else 'NOT met'}",
+            )
+        )
+    return "\n".join([header, "|---" * 5 + "|", *("| " + " | ".join(row) + " |" for row in rows)])
 
 
 def backends_table(synth: dict) -> str:
@@ -154,6 +202,34 @@ def backends_table(synth: dict) -> str:
     return "\n".join([header, "|---|" + "---|" * len(names), *rows])
 
 
+def output_rate_table(synth: dict) -> str:
+    """What the node's render path achieves and costs at each `output_rate_hz`, per thread setting."""
+    output_rate = synth["output_rate"]
+    runs = {"rates": f"{output_rate['torch_threads']} torch threads", "rates_one_thread": "1 torch thread"}
+    rows = []
+    for name, config in output_rate["configs"].items():
+        for device, result in config["per_device"].items():
+            for key, threads in runs.items():
+                for rate in result.get(key, []):
+                    hz = rate["output_rate_hz"]
+                    rows.append(
+                        (
+                            f"{name}, {device}, {threads}",
+                            "0 (default)" if hz == 0 else f"{hz:g}",
+                            f"{rate['achieved_output_fps']:.1f}",
+                            f"{rate['cpu_cores']:.2f}",
+                            f"{rate['cpu_ms_per_output_frame']:.1f}",
+                        )
+                    )
+    header = "| config, device | `output_rate_hz` | output fps | CPU (cores) | CPU per output frame (ms) |"
+    return "\n".join([header, "|---" * 5 + "|", *("| " + " | ".join(row) + " |" for row in rows)])
+
+
+def synth_tables(synth: dict) -> list[str]:
+    """The README's synthesis tables, in the order it shows them."""
+    return [synth_table(synth), gpu_table(synth), backends_table(synth), output_rate_table(synth)]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -161,11 +237,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON report (default {DEFAULT_OUT})")
     parser.add_argument("--seconds", type=float, default=10.0, help="ROS measurement length (driver, e2e)")
+    bench_synth.add_model_option(parser)
     args = parser.parse_args(argv)
     unknown = sorted(set(args.benches) - set(BENCHES))
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
     selected = [name for name in BENCHES if name in args.benches] or list(BENCHES)
+    if "synth" in selected:
+        try:  # before any benchmark runs: a bad model directory should not cost minutes first
+            bench_synth.quality_by_config(args.models)
+        except bench_synth.QualityFileError as error:
+            parser.error(str(error))
     report = {}
     if len(selected) < len(BENCHES) and args.out.is_file():
         report = json.loads(args.out.read_text())
@@ -176,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     if set(TABLE_SECTIONS) & set(selected) and all(k in report for k in TABLE_SECTIONS):
         print(table(report))
     if "synth" in selected:
-        print(f"\n{synth_table(report['synth'])}\n\n{backends_table(report['synth'])}")
+        print("\n" + "\n\n".join(synth_tables(report["synth"])))
     print(f"\nfull report: {args.out}")
 
 

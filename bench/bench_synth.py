@@ -2,31 +2,41 @@
 
 For each of `paper`, `base` and `fast` at the default 12x16 heatmap -> 96x128 image it measures
 
-* single-stream synthesis through `SynthesisEngine.render` at batch 1, exactly what the
-  synthesis node does per frame: a Celsius heatmap is checked, normalised, run through the
-  generator's thermal branch and painting (the appearance's projection is cached per code) and
-  converted to uint8 RGB. Reported as fps (from the median latency) and p50/p99 latency, with
-  torch's default thread count and, on the CPU, with one thread (what the node gets when it
-  leaves the other cores to the driver, ROS and the call application);
-* batched throughput (batch 8 and 32, images/s), what offline rendering of a dataset gets;
+* on the CPU, single-stream synthesis through `SynthesisEngine.render` at batch 1, exactly
+  what the synthesis node does per frame: a Celsius heatmap is checked, normalised, run through
+  the generator's thermal branch and painting (the appearance's projection is cached per code)
+  and converted to uint8 RGB. Reported as fps (from the median latency) and p50/p99 latency,
+  with torch's default thread count and with one thread (what the node gets when it leaves the
+  other cores to the driver, ROS and the call application);
+* on the CPU, batched throughput (batch 8 and 32, images/s), what offline rendering of a
+  dataset gets;
 * parameter counts of G, D and E and GFLOP per generator forward, counted over the Conv2d and
   Linear layers with forward hooks (1 multiply-add = 2 FLOP; element-wise ops are not counted);
-* on the CPU, for `fast` and `base` at batch 1, whether TorchScript (trace; + freeze;
-  + optimize_for_inference) or ONNX Runtime (TorchScript-based exporter; only when onnxruntime
-  is installed, it is no dependency) beat eager PyTorch, from Celsius heatmap to uint8 RGB. The
-  variants run interleaved in rounds so that a noisy neighbour slows them all alike, and each
-  reports its largest difference from eager's image; a variant that fails reports why;
+* on the CPU, for `fast` and `base` at batch 1, whether bfloat16 autocast, TorchScript (trace;
+  + freeze; + optimize_for_inference), torch.compile (inductor, default mode; and with inductor's
+  weight freezing) or ONNX Runtime (TorchScript-based exporter; only when onnxruntime is
+  installed, it is no dependency) beat eager PyTorch, from Celsius heatmap to uint8 RGB. The
+  variants run interleaved in rounds so that a noisy neighbour slows them all alike, each reports
+  its largest difference from eager's image and its set-up time (build and first call: tracing,
+  compilation, export), and a variant that fails reports why;
 * for `fast`, the cost of the node's smooth-video option: heatmaps arrive at the Lepton's 8.7 Hz
   and the node's own per-frame function (`synth_node.paint_heatmap`) paints one frame per input
   (`output_rate_hz` 0) or 30 a second from the interpolated timeline (`HeatmapTimeline` and
   `OutputClock`, as the node's worker drives them). Reported as achieved output fps and CPU
   cores busy (process CPU time, all threads, over wall time), with torch's default thread count
-  and, on the CPU, with one thread; ROS transport is not included.
+  and, on the CPU, with one thread; ROS transport is not included;
+* on a CUDA GPU, when there is one (`gpu`; otherwise it says why not): single-stream latency
+  through `render` at batch 1 in fp32 and bf16, and bf16 batched throughput of heatmaps already on
+  the GPU at growing batches until one runs out of memory, the generator and the uint8 conversion
+  alone and with the copy of the images to the host, with `cudnn.benchmark` on and
+  `torch.cuda.synchronize` around each timed call;
+* next to the speed, the quality of a trained model of each config: FID and MAE as `thermal-synth
+  evaluate` wrote them into the model directory's metrics.json (the packaged default model, and
+  any `--model DIR`), never recomputed here: an evaluation takes minutes.
 
-Weights are random: the speed of a network does not depend on its weight values. Every
-measurement runs on the CPU, and also on the GPU when there is one (with `torch.cuda.synchronize`
-around each timed call). The load averages before and after are in the report: on a shared
-machine, a load above the core count means the numbers are low.
+Weights are random: the speed of a network does not depend on its weight values. The load
+averages before and after are in the report: on a shared machine, a load above the core count
+means the numbers are low.
 
 Run: `python -m bench synth` (updates bench/results.json) or `python -m bench.bench_synth`.
 """
@@ -42,32 +52,67 @@ import os
 import statistics
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from bench.common import machine_info, spread, tail
+from thermal_synth.evaluation.report import METRICS_FILE
+from thermal_synth.evaluation.run import FORMAT_NAME as EVALUATION_FORMAT
+from thermal_synth.evaluation.run import FORMAT_VERSION as EVALUATION_VERSION
 from thermal_synth.inference import SynthesisEngine, to_uint8
 from thermal_synth.interpolation import HeatmapTimeline
+from thermal_synth.json_files import check_format, read_json
 from thermal_synth.model.bank import LatentBank, LatentCode
-from thermal_synth.model.config import NAMED_CONFIGS, ModelConfig
-from thermal_synth.model.files import ModelBundle, TrainingRecord
+from thermal_synth.model.config import NAMED_CONFIGS, ModelConfig, ModelConfigError
+from thermal_synth.model.files import (
+    DEFAULT_MODEL,
+    MODEL_JSON,
+    ModelBundle,
+    ModelFileError,
+    TrainingRecord,
+    read_description,
+)
 from thermal_synth.model.networks import Generator, SpadeSRModel
 from thermal_synth.model.recipe import Preprocessing
 from thermal_synth.pacing import OutputClock
 from thermal_synth.synth_node import paint_heatmap
 
 WEIGHTS_NOTE = "random init; speed does not depend on weight values"
-TARGET_FPS = {"fast": 30.0, "base": 8.7}
-"""Single-stream targets on the development machine's CPU (2 cores): `fast` must keep up with a
-30 fps webcam pipeline, `base` with the Lepton's 8.7 Hz. `paper` has none: it is the reference."""
+TARGET_FPS = {"fast": 60.0, "base": 8.7}
+"""Single-stream targets on the development machine's CPU (2 cores), from issue 8: `fast` must
+paint twice a 30 fps webcam's rate (room for the rest of a call), `base` keep up with the
+Lepton's 8.7 Hz. `paper` has none: it is the reference."""
+GPU_TARGET_IMAGES_PER_S = {"base": 20_000.0}
+"""Batched bf16 throughput of `base` on an H100-class GPU (issue 8): one GPU painting for many calls."""
+NO_GPU = "no CUDA GPU on this machine"
 CODE = "bench"
 BATCHES = (8, 32)
+GPU_BATCHES = (256, 1024, 4096)
+"""Grown until one runs out of memory: the largest batch that fits is where throughput peaks."""
+GPU_PRECISIONS = ("fp32", "bf16")
 BACKEND_CONFIGS = ("fast", "base")
+BACKENDS = (
+    "eager",
+    "eager_bf16",
+    "torchscript",
+    "torchscript_frozen",
+    "torchscript_optimized",
+    "torch_compile",
+    "torch_compile_frozen",
+    "onnxruntime",
+)
+MAX_METRICS_BYTES = 1 << 20
+QUALITY_NOTE = (
+    "FID and MAE as `thermal-synth evaluate` wrote them into the model directory's metrics.json "
+    "(not recomputed here); configs without an evaluated trained model have none"
+)
 HEATMAP_RANGE_C = (18.0, 36.0)
 """Room to skin temperature: the fixed normalisation clips nothing, as with a real scene."""
 OUTPUT_RATE_CONFIGS = ("fast",)
@@ -96,6 +141,7 @@ PLANS = {
     "base": Plan(single=100, warmup=10, batch_repeats=4, backend_iterations=60),
     "fast": Plan(single=150, warmup=10, batch_repeats=5, backend_iterations=120),
 }
+GPU_PLAN = Plan(single=200, warmup=20, batch_repeats=10, batch_warmup=3)
 QUICK_PLAN = Plan(single=3, warmup=1, batch_repeats=1, backend_iterations=3)
 
 
@@ -219,17 +265,17 @@ def batched(engine: SynthesisEngine, batch: int, plan: Plan) -> dict:
     return {"batch": batch, "images_per_s": spread([batch * 1e3 / t for t in times_ms])}
 
 
-def measure_device(config_name: str, device: str, plan: Plan, batches: Iterable[int]) -> dict:
-    engine = SynthesisEngine(random_bundle(NAMED_CONFIGS[config_name]), device)
+def measure_cpu(config_name: str, plan: Plan, batches: Iterable[int]) -> dict:
+    engine = SynthesisEngine(random_bundle(NAMED_CONFIGS[config_name]), "cpu")
     result = {
         "device": device_name(engine.device),
         "single_stream": single_stream(engine, plan),
         "batched": [batched(engine, batch, plan) for batch in batches],
     }
     target = TARGET_FPS.get(config_name)
-    if engine.device.type == "cpu" and target is not None:
+    if target is not None:
         result["meets_target"] = result["single_stream"]["fps_median"] >= target
-    if engine.device.type == "cpu" and torch.get_num_threads() > 1:
+    if torch.get_num_threads() > 1:
         # What the node gets when it leaves the other cores to the driver, ROS and the call app.
         with torch_threads(1):
             result["single_stream_one_thread"] = single_stream(
@@ -265,9 +311,12 @@ class FramePath(nn.Module):
         return self.generator.paint(projected, self.generator.thermal_features(heatmap))
 
 
-def backend_variants(engine: SynthesisEngine) -> tuple[dict[str, Callable[[np.ndarray], Tensor]], dict]:
+def backend_variants(
+    engine: SynthesisEngine, names: Iterable[str] = BACKENDS
+) -> tuple[dict[str, Callable[[np.ndarray], Tensor]], dict[str, float], dict[str, str]]:
     """Batch-1 frame functions (Celsius heatmap -> float image; the caller adds the uint8
-    conversion) for eager and every variant that builds, plus why the others did not."""
+    conversion) for eager and every named variant that builds, each one's set-up seconds (build
+    and first call, where tracing and compilation happen), and why the others did not build."""
     projected = engine.projection(CODE)
     path = FramePath(engine).eval()
     memory_format = engine.memory_format
@@ -275,9 +324,11 @@ def backend_variants(engine: SynthesisEngine) -> tuple[dict[str, Callable[[np.nd
     def as_input(heatmap_celsius: np.ndarray) -> Tensor:
         return torch.from_numpy(engine.prepare(heatmap_celsius)).contiguous(memory_format=memory_format)
 
-    def on_path(module: Callable[[Tensor, Tensor], Tensor]) -> Callable[[np.ndarray], Tensor]:
+    def on_path(
+        module: Callable[[Tensor, Tensor], Tensor], bf16: bool = False
+    ) -> Callable[[np.ndarray], Tensor]:
         def frame(heatmap_celsius: np.ndarray) -> Tensor:
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 return module(as_input(heatmap_celsius), projected)
 
         return frame
@@ -294,17 +345,28 @@ def backend_variants(engine: SynthesisEngine) -> tuple[dict[str, Callable[[np.nd
 
     builders: dict[str, Callable[[], Callable[[np.ndarray], Tensor]]] = {
         "eager": lambda: on_path(path),
+        "eager_bf16": lambda: on_path(path, bf16=True),
         "torchscript": lambda: on_path(traced()),
         "torchscript_frozen": lambda: on_path(traced(freeze=True)),
         "torchscript_optimized": lambda: on_path(traced(freeze=True, optimize=True)),
+        # Compilation happens on the first call, which the set-up time includes.
+        "torch_compile": lambda: on_path(torch.compile(path)),
+        "torch_compile_frozen": lambda: on_path(torch.compile(path, options={"freezing": True})),
         "onnxruntime": lambda: onnxruntime_variant(engine, path, example, projected),
     }
+    unknown = set(names) - set(builders)
+    if unknown:
+        raise ValueError(f"unknown backends {sorted(unknown)}; choose from {', '.join(builders)}")
     variants: dict[str, Callable[[np.ndarray], Tensor]] = {}
+    setup_s: dict[str, float] = {}
     failures: dict[str, str] = {}
-    for name, build in builders.items():
+    for name in ("eager", *(name for name in builders if name in names and name != "eager")):
+        started = time.perf_counter()
         try:
-            variant = build()
-            for _ in range(3):  # warm-up; some variants only fail when first run
+            variant = builders[name]()
+            variant(celsius_heatmaps(1, engine.heatmap_size))
+            setup_s[name] = round(time.perf_counter() - started, 2)
+            for _ in range(2):  # warm-up: TorchScript's profiling executor optimises (and can fail) now
                 variant(celsius_heatmaps(1, engine.heatmap_size))
         except Exception as error:  # a variant that fails is a result, not a crash of the benchmark
             if name == "eager":
@@ -312,7 +374,7 @@ def backend_variants(engine: SynthesisEngine) -> tuple[dict[str, Callable[[np.nd
             failures[name] = one_line(error)
         else:
             variants[name] = variant
-    return variants, failures
+    return variants, setup_s, failures
 
 
 def one_line(error: Exception, limit: int = 300) -> str:
@@ -358,10 +420,13 @@ def onnxruntime_variant(
     return run_session
 
 
-def compare_backends(config_name: str, iterations: int, rounds: int = 5) -> dict:
-    """Batch-1 CPU fps of eager vs TorchScript vs ONNX Runtime, all from Celsius to uint8 RGB."""
+def compare_backends(
+    config_name: str, iterations: int, names: Iterable[str] = BACKENDS, rounds: int = 5
+) -> dict:
+    """Batch-1 CPU fps of eager vs bf16, TorchScript, torch.compile and ONNX Runtime, all from
+    Celsius to uint8 RGB."""
     engine = SynthesisEngine(random_bundle(NAMED_CONFIGS[config_name]), "cpu")
-    variants, failures = backend_variants(engine)
+    variants, setup_s, failures = backend_variants(engine, names)
     frames = celsius_heatmaps(16, engine.heatmap_size)
     reference = variants["eager"](frames[:1]).float()
     latencies: dict[str, list[float]] = {name: [] for name in variants}
@@ -384,6 +449,7 @@ def compare_backends(config_name: str, iterations: int, rounds: int = 5) -> dict
             "max_abs_diff_vs_eager": float(
                 f"{float((variants[name](frames[:1]).float() - reference).abs().max()):.2g}"
             ),
+            "setup_s": setup_s[name],
         }
         version = getattr(variants[name], "onnxruntime_version", None)
         if version:
@@ -513,19 +579,208 @@ def available_devices() -> tuple[str, ...]:
     return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
 
 
+def grow_batches(
+    batches: Iterable[int],
+    measure: Callable[[int], dict],
+    out_of_memory: type[Exception] = torch.OutOfMemoryError,
+) -> list[dict]:
+    """`measure(batch)` for each batch in turn; the first that runs out of memory is recorded as
+    such and ends the growth (a larger one would too)."""
+    results = []
+    for batch in batches:
+        try:
+            results.append(measure(batch))
+        except out_of_memory as error:
+            results.append({"batch": batch, "out_of_memory": one_line(error)})
+            break
+    return results
+
+
+def device_batched(engine: SynthesisEngine, batch: int, plan: Plan) -> dict:
+    """Images/s of `batch` normalised heatmaps already on the engine's device: the generator and
+    the uint8 conversion alone, and with the copy of the images to the host."""
+    sync = synchronizer(engine.device)
+    heatmaps = celsius_heatmaps(batch, engine.heatmap_size, seed=batch)
+    on_device = torch.from_numpy(engine.prepare(heatmaps)).to(engine.device)
+    projected = engine.projection(CODE)
+    calls = {
+        "images_per_s": lambda: engine.paint_on_device(on_device, projected),
+        "images_per_s_to_host": lambda: engine.paint_on_device(on_device, projected).cpu(),
+    }
+    result: dict = {"batch": batch}
+    for key, call in calls.items():
+        time_calls(call, plan.batch_warmup, sync)
+        result[key] = spread([batch * 1e3 / t for t in time_calls(call, plan.batch_repeats, sync)])
+    return result
+
+
+def throughput_verdict(batched_results: list[dict], target: float | None) -> dict:
+    """The best median images/s on the device over the batches that fit, and whether it meets
+    `target` (None where the config has no target)."""
+    rates = [entry["images_per_s"]["median"] for entry in batched_results if "images_per_s" in entry]
+    best = max(rates, default=None)
+    met = None if target is None else best is not None and best >= target
+    return {"best_images_per_s": best, "target_images_per_s": target, "meets_target": met}
+
+
+def measure_on_device(config_name: str, device: str, plan: Plan, batches: Iterable[int]) -> dict:
+    """Single-stream latency in fp32 and bf16 and bf16 batched throughput of one config; runs on
+    any device (the tests run it on the CPU), the benchmark runs it on the GPU."""
+    bundle = random_bundle(NAMED_CONFIGS[config_name])
+    engines = {
+        precision: SynthesisEngine(bundle, device, precision=precision) for precision in GPU_PRECISIONS
+    }
+    bf16 = engines["bf16"]
+    batched_bf16 = grow_batches(batches, lambda batch: device_batched(bf16, batch, plan))
+    if bf16.device.type == "cuda":
+        torch.cuda.empty_cache()  # what a batch that ran out of memory left cached
+    return {
+        "single_stream": {precision: single_stream(engine, plan) for precision, engine in engines.items()},
+        "batched_bf16": batched_bf16,
+        **throughput_verdict(batched_bf16, GPU_TARGET_IMAGES_PER_S.get(config_name)),
+    }
+
+
+def gpu_report(configs: Iterable[str], plan: Plan = GPU_PLAN, batches: Iterable[int] = GPU_BATCHES) -> dict:
+    """The GPU section: measured when there is a CUDA GPU, otherwise why not, with the targets."""
+    targets = dict(GPU_TARGET_IMAGES_PER_S)
+    if not torch.cuda.is_available():
+        return {"available": False, "reason": NO_GPU, "targets_images_per_s": targets}
+    batches = tuple(batches)
+    with torch.backends.cudnn.flags(enabled=True, benchmark=True):
+        measured = {name: measure_on_device(name, "cuda", plan, batches) for name in configs}
+    return {
+        "available": True,
+        "device": torch.cuda.get_device_name(),
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "cudnn_benchmark": True,
+        "path": "single_stream: SynthesisEngine.render at batch 1 (Celsius on the host to uint8 RGB on "
+        "the host); batched_bf16: paint_on_device on heatmaps already on the GPU (generator + uint8 "
+        "conversion), images_per_s_to_host adds the copy of the images to the host",
+        "targets_images_per_s": targets,
+        "configs": measured,
+    }
+
+
+class QualityFileError(ValueError):
+    """A model directory whose evaluation cannot go into the table; the message names the file."""
+
+
+def _field(metrics: dict, key: str, kinds: tuple[type, ...], path: Path, *, optional: bool = False) -> Any:
+    """metrics[key], checked: metrics.json comes from whoever handed us the model directory."""
+    value = metrics.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        expected = " or ".join(kind.__name__ for kind in kinds)
+        raise QualityFileError(
+            f"{path}: {key!r} must be {expected}{' or null' if optional else ''}, got {value!r}"
+        )
+    if isinstance(value, int | float) and not (math.isfinite(value) and value >= 0):
+        raise QualityFileError(f"{path}: {key!r} must be finite and not negative, got {value!r}")
+    return value
+
+
+def evaluated_quality(directory: Path) -> dict:
+    """The named config of a trained model and the FID and MAE its metrics.json holds, with
+    the model, dataset, split and sample count they were measured on."""
+    try:
+        config = ModelConfig.from_json(read_description(directory).get("config"))
+    except ModelFileError as error:
+        raise QualityFileError(str(error)) from None
+    except ModelConfigError as error:
+        raise QualityFileError(f"{directory / MODEL_JSON}: {error}") from None
+    name = next((name for name, named in NAMED_CONFIGS.items() if named == config), None)
+    if name is None:
+        raise QualityFileError(
+            f"{directory}: its config is none of {', '.join(NAMED_CONFIGS)}, and the synthesis table "
+            "has a row per named config"
+        )
+    path = directory / METRICS_FILE
+    metrics = check_format(
+        read_json(
+            path,
+            QualityFileError,
+            missing="missing; run `thermal-synth evaluate` on the model first",
+            max_bytes=MAX_METRICS_BYTES,
+        ),
+        EVALUATION_FORMAT,
+        EVALUATION_VERSION,
+        path,
+        QualityFileError,
+    )
+    training = metrics.get("model_training")
+    if not isinstance(training, dict):
+        raise QualityFileError(f"{path}: 'model_training' must be an object, got {training!r}")
+    number = (int, float)
+    return {
+        "config": name,
+        "model": shown_path(directory),
+        "evaluated_model": _field(metrics, "model", (str,), path),
+        "gan_steps": _field(training, "gan_steps", (int,), path),
+        "dataset": _field(metrics, "dataset", (str,), path),
+        "split": _field(metrics, "split", (str,), path),
+        "n_samples": _field(metrics, "n_samples", (int,), path),
+        "split_size": _field(metrics, "split_size", (int,), path),
+        "fid": _field(metrics, "fid", number, path, optional=True),
+        "mae": _field(metrics, "mae", number, path, optional=True),
+    }
+
+
+def shown_path(directory: Path) -> str:
+    """Relative to the working directory where it lies inside it: the report is committed."""
+    resolved = directory.resolve()
+    return str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else str(resolved)
+
+
+def quality_by_config(models: Sequence[Path], default_model: Path = DEFAULT_MODEL) -> dict[str, dict]:
+    """FID and MAE per named config: from each model passed, and from the packaged default model
+    (once evaluated) for its config unless a model passed has that config."""
+    by_config: dict[str, dict] = {}
+    for directory in models:
+        quality = evaluated_quality(Path(directory))
+        if quality["config"] in by_config:
+            raise QualityFileError(
+                f"{directory} and {by_config[quality['config']]['model']} are both `{quality['config']}` "
+                "models; pass one model per config"
+            )
+        by_config[quality["config"]] = quality
+    if (default_model / METRICS_FILE).is_file():
+        default = evaluated_quality(default_model)
+        by_config.setdefault(default["config"], default)
+    return by_config
+
+
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="a trained, evaluated model directory whose FID and MAE go next to its config's speed "
+        "(repeatable; the packaged default model is always read)",
+    )
+
+
 def run(
     configs: Iterable[str] = tuple(NAMED_CONFIGS),
     *,
     quick: bool = False,
     batches: Iterable[int] = BATCHES,
     backend_configs: Iterable[str] = BACKEND_CONFIGS,
+    backends: Iterable[str] = BACKENDS,
     output_rate_configs: Iterable[str] = OUTPUT_RATE_CONFIGS,
-    devices: Iterable[str] | None = None,
+    gpu_batches: Iterable[int] = GPU_BATCHES,
+    models: Sequence[Path] = (),
+    default_model: Path = DEFAULT_MODEL,
 ) -> dict:
     """`quick` runs every part a few times only (for the smoke test); the numbers are then noise."""
     started = time.perf_counter()
-    batches = tuple(batches)
-    devices = available_devices() if devices is None else tuple(devices)
+    configs, batches, backends = tuple(configs), tuple(batches), tuple(backends)
+    quality = quality_by_config(models, default_model)  # first: a bad model file fails in a second
     default = NAMED_CONFIGS["paper"]
     report: dict = {
         "benchmark": "synthesis",
@@ -535,8 +790,9 @@ def run(
         "path": "SynthesisEngine.render: Celsius heatmap -> prepare -> thermal_features + paint "
         "(projection cached per code, channels-last, inference_mode) -> uint8 RGB",
         "gflop_counts": "Conv2d + Linear multiply-adds x 2 per image; element-wise ops not counted",
+        "quality_note": QUALITY_NOTE,
         "torch_threads": torch.get_num_threads(),
-        "devices": [device_name(torch.device(d)) for d in devices],
+        "devices": [device_name(torch.device(d)) for d in available_devices()],
         "quick": quick,
         "load_average_note": "1/5/15-minute load averages; above the core count, others shared the CPU",
         "targets_fps": dict(TARGET_FPS),
@@ -550,17 +806,21 @@ def run(
             "params": parameter_counts(networks),
             "gflop": generator_gflop(NAMED_CONFIGS[name]),
             "target_fps": TARGET_FPS.get(name),
-            "per_device": {device: measure_device(name, device, plan, batches) for device in devices},
+            "quality": quality.get(name),
+            "per_device": {"cpu": measure_cpu(name, plan, batches)},
         }
     report["cpu_backends"] = {
         "batch": 1,
         "torch_threads": torch.get_num_threads(),
+        "setup_s_note": "build + first call: tracing, compilation (inductor caches on disk: a repeat "
+        "run may compile faster) or export",
         "configs": {
-            name: compare_backends(name, (QUICK_PLAN if quick else PLANS[name]).backend_iterations)
+            name: compare_backends(name, (QUICK_PLAN if quick else PLANS[name]).backend_iterations, backends)
             for name in backend_configs
         },
     }
-    report["output_rate"] = output_rates(output_rate_configs, devices, quick=quick)
+    report["gpu"] = gpu_report(configs, QUICK_PLAN if quick else GPU_PLAN, gpu_batches)
+    report["output_rate"] = output_rates(output_rate_configs, quick=quick)
     report["load_average_after"] = [round(load, 2) for load in os.getloadavg()]
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
@@ -570,6 +830,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", choices=sorted(NAMED_CONFIGS), default=list(NAMED_CONFIGS))
     parser.add_argument("--quick", action="store_true", help="a few calls each: checks the script, not speed")
+    add_model_option(parser)
     parser.add_argument(
         "--output-rate-only",
         action="store_true",
@@ -593,6 +854,7 @@ def main(argv: list[str] | None = None) -> None:
             quick=args.quick,
             backend_configs=backend_configs,
             output_rate_configs=output_rate_configs,
+            models=args.models,
         ),
     }
     print(json.dumps(report, indent=2))

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from model_fixtures import TINY_CONFIG
 
 from thermal_synth.inference import (
     AppearanceTransition,
@@ -17,8 +18,10 @@ from thermal_synth.inference import (
     select_device,
     slerp,
 )
-from thermal_synth.model.files import load_trained_model
-from thermal_synth.model.recipe import Normalisation
+from thermal_synth.model.bank import LatentBank, LatentCode
+from thermal_synth.model.files import ModelBundle, TrainingRecord, load_trained_model
+from thermal_synth.model.networks import SpadeSRModel
+from thermal_synth.model.recipe import Normalisation, Preprocessing
 from thermal_synth.shards import ShardReader
 
 
@@ -65,6 +68,42 @@ def test_cached_projection_equals_projecting_the_code(engine: SynthesisEngine, h
 def test_render_is_deterministic(engine: SynthesisEngine, heatmaps: np.ndarray) -> None:
     name = engine.bundle.bank.names()[0]
     assert np.array_equal(engine.render(heatmaps, name), engine.render(heatmaps, name))
+
+
+@pytest.fixture(scope="module")
+def random_tiny_bundle() -> ModelBundle:
+    """Random weights: bf16 rounding shows on any weights, and these need no training."""
+    torch.manual_seed(0)
+    bank = LatentBank(TINY_CONFIG.z_dim)
+    bank.add(LatentCode("a", np.random.default_rng(0).standard_normal(TINY_CONFIG.z_dim).astype(np.float32)))
+    networks = SpadeSRModel(TINY_CONFIG).eval()
+    return ModelBundle(TINY_CONFIG, Preprocessing(), TrainingRecord(), networks, bank)
+
+
+def test_bf16_paints_what_fp32_paints_to_within_a_grey_level(random_tiny_bundle: ModelBundle) -> None:
+    heatmaps = np.random.default_rng(1).uniform(18.0, 36.0, (4, 12, 16)).astype(np.float32)
+    fp32 = SynthesisEngine(random_tiny_bundle, "cpu").render(heatmaps, "a")
+    bf16 = SynthesisEngine(random_tiny_bundle, "cpu", precision="bf16").render(heatmaps, "a")
+    assert bf16.dtype == np.uint8
+    assert bf16.shape == fp32.shape == (4, 96, 128, 3)
+    assert fp32.std() > 1.0
+    difference = np.abs(fp32.astype(int) - bf16.astype(int))
+    assert difference.max() > 0  # bf16 really ran
+    assert difference.mean() < 1.0
+
+
+def test_unknown_precisions_are_refused(random_tiny_bundle: ModelBundle) -> None:
+    with pytest.raises(ValueError, match=r"unknown precision 'fp16'; use fp32 or bf16"):
+        SynthesisEngine(random_tiny_bundle, "cpu", precision="fp16")
+
+
+def test_painting_on_the_device_paints_what_reaches_the_host(random_tiny_bundle: ModelBundle) -> None:
+    engine = SynthesisEngine(random_tiny_bundle, "cpu")
+    heatmaps = engine.prepare(np.random.default_rng(2).uniform(18.0, 36.0, (2, 12, 16)).astype(np.float32))
+    on_device = engine.paint_on_device(torch.from_numpy(heatmaps), engine.projection("a"))
+    assert on_device.dtype == torch.uint8
+    assert on_device.device == engine.device
+    assert np.array_equal(on_device.numpy(), engine.paint(heatmaps, engine.projection("a")))
 
 
 def test_encoder_codes_have_the_model_dimension(engine: SynthesisEngine, sim_dataset: Path) -> None:
