@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import set_parameters, start_executable, wait_for
+import torch
+from conftest import set_parameters, start_executable, stop, wait_for
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from model_fixtures import copy_model
 from rcl_interfaces.msg import SetParametersResult
@@ -23,7 +24,7 @@ from std_srvs.srv import Trigger
 from thermal_msgs import topics
 from thermal_msgs.image import array_to_image, image_to_array
 from thermal_msgs.qos import STREAM_PUBLISHER_QOS, STREAM_SUBSCRIBER_QOS
-from thermal_synth.inference import SynthesisEngine
+from thermal_synth.inference import SynthesisEngine, cpu_flags, select_precision
 from thermal_synth.model.bank import LatentBank, LatentCode
 from thermal_synth.model.files import BANK_FILE, HOW_TO_GET_A_MODEL, TrainingRecord, load_model, save_model
 from thermal_synth.synth_node import (
@@ -144,7 +145,14 @@ def synth(ros_context, spinner, tiny_model):
     nodes: list[ThermalSynthNode] = []
 
     def build(model: Path = tiny_model, **parameters) -> ThermalSynthNode:
-        parameters = {"device": "cpu", "transition_s": 0.0, **parameters, "model": str(model)}
+        # fp32 like the reference engine: `auto` would pick bf16 on CPUs that compute it natively.
+        parameters = {
+            "device": "cpu",
+            "precision": "fp32",
+            "transition_s": 0.0,
+            **parameters,
+            "model": str(model),
+        }
         overrides = [Parameter(name, value=value) for name, value in parameters.items()]
         nodes.append(ThermalSynthNode(context=ros_context, parameter_overrides=overrides))
         return spinner.add(nodes[-1])
@@ -458,6 +466,7 @@ def test_diagnostics_report_code_device_model_and_latency(harness, synth, tiny_m
         ({"output_size": [5000, 5000]}, "output_size"),
         ({"output_rate_hz": 500.0}, "output_rate_hz"),
         ({"reliability": "sometimes"}, "reliability"),
+        ({"precision": "fp16"}, "unknown precision 'fp16'"),
         ({"streams": ["alice", "bad name"]}, r"streams: \['bad name'\] are not valid names"),
         ({"streams": ["alice", "alice"]}, "names must be unique"),
         ({"streams": "alice"}, "streams must be a list of names"),
@@ -546,3 +555,38 @@ def test_a_batch_of_streams_paints_what_each_stream_would_alone(reference):
     assert np.abs(together[0].astype(int) - together[1]).max() > 8, "each frame is painted with its own code"
     shared = paint_heatmaps(reference, heatmaps, [projections[0]] * 4, (48, 64))
     assert shared.shape == (4, 48, 64, 3)
+
+
+def test_bf16_paints_close_to_fp32_and_is_reported(harness, synth, reference):
+    synth(precision="bf16")
+    heatmap = person_heatmap()
+    painted = harness.render(heatmap).astype(int)
+    exact = expected_image(reference, heatmap, reference.bundle.bank.names()[0])
+    assert np.abs(painted - exact).mean() < 1.0, "bf16 moves the picture by less than a grey level"
+    wait_for(lambda: harness.diagnostics, 5.0, "diagnostics")
+    assert harness.last_values()["precision"] == "bf16"
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n")
+    assert cpu_flags(cpuinfo) >= {"avx512_bf16", "sse2"}
+    assert cpu_flags(tmp_path / "absent") == frozenset()
+    native = "bf16" if cpu_flags() & {"avx512_bf16", "amx_bf16"} else "fp32"
+    assert select_precision("auto", torch.device("cpu")) == native
+    assert select_precision("fp32", torch.device("cpu")) == "fp32"
+    with pytest.raises(ValueError, match="unknown precision 'half'"):
+        select_precision("half", torch.device("cpu"))
+
+
+def test_the_executable_paints_on_its_main_thread_and_stops_cleanly_on_ctrl_c(harness, tiny_model, reference):
+    """The executable runs the painting loop on its main thread and ROS on a second one."""
+    process = start_executable("thermal_synth", "-p", f"model:={tiny_model}", "-p", "precision:=fp32")
+    try:
+        heatmap = person_heatmap()
+        painted = harness.render(heatmap)
+        assert_same_picture(painted, expected_image(reference, heatmap, reference.bundle.bank.names()[0]))
+    finally:
+        code, _, stderr = stop(process)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr

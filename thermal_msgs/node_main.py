@@ -8,6 +8,7 @@ exit 0, and a node whose worker thread died (`node.failure` set) exits with 1.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 from typing import Protocol
 
@@ -31,6 +32,15 @@ class WorkerNode(Protocol):
     def destroy_node(self) -> None: ...
 
 
+class MainThreadWorker(WorkerNode, Protocol):
+    """A node whose work must run on the process's main thread (see `run_node`)."""
+
+    def work(self) -> None:
+        """Runs until `stop()` or a failure; a failure sets `failure`, as a worker thread's would."""
+
+    def stop(self) -> None: ...
+
+
 def run_guarded(node: Node, loop: Callable[[], None], what: str, on_failure: Callable[[str], None]) -> None:
     """A worker thread's body: a bug in `loop` ends the node with one FATAL line and exit code 1
     (`run_node` sees `node.failure`), not a hang or a frozen picture.
@@ -49,7 +59,21 @@ def run_guarded(node: Node, loop: Callable[[], None], what: str, on_failure: Cal
         on_failure(problem)
 
 
-def run_node(name: str, create: Callable[[], WorkerNode], args: list[str] | None = None) -> int:
+def run_node(
+    name: str,
+    create: Callable[[], WorkerNode],
+    args: list[str] | None = None,
+    *,
+    main_thread_work: bool = False,
+) -> int:
+    """Starts the node and spins it until Ctrl-C, shutdown or a failure.
+
+    `main_thread_work`: the node's `work()` runs on the main thread and ROS is served from a
+    second one. PyTorch's CPU kernels use GNU OpenMP, which paints a `fast` frame about half as
+    fast from any thread but the process's first on a 2-core machine (32 ms against 18 ms at the
+    Lepton's 8.7 Hz; most likely OpenMP's spin-waiting is throttled once it manages more threads
+    than there are cores), so the synthesis node keeps its forward passes on the main thread.
+    """
     try:
         rclpy.init(args=args)
     except RuntimeError as error:
@@ -59,15 +83,10 @@ def run_node(name: str, create: Callable[[], WorkerNode], args: list[str] | None
     node = None
     try:
         node = create()
-        while rclpy.ok() and node.failure is None:
-            try:
-                rclpy.spin_once(node, timeout_sec=0.5)
-            except Exception:
-                if rclpy.ok():
-                    raise
-                # Ctrl-C shut the context down while a message was being taken (rclpy then fails
-                # to convert it): an artefact of stopping, not an error of the node.
-                break
+        if main_thread_work:
+            _work_while_spinning(node)
+        else:
+            _spin(node)
     except (ConfigError, InvalidParameterTypeException) as error:
         # A wrong type such as `-p rate_hz:=5` for a float is a setting problem like any other.
         get_logger(name).error(f"cannot start: {error}")
@@ -79,3 +98,41 @@ def run_node(name: str, create: Callable[[], WorkerNode], args: list[str] | None
             node.destroy_node()
         rclpy.try_shutdown()
     return EXIT_FAILURE if node is not None and node.failure is not None else 0
+
+
+def _spin(node: WorkerNode) -> None:
+    while rclpy.ok() and node.failure is None:
+        try:
+            rclpy.spin_once(node, timeout_sec=0.5)
+        except ExternalShutdownException:
+            return
+        except Exception:
+            if rclpy.ok():
+                raise
+            # Ctrl-C shut the context down while a message was being taken (rclpy then fails
+            # to convert it): an artefact of stopping, not an error of the node.
+            return
+
+
+def _work_while_spinning(node: MainThreadWorker) -> None:
+    """`node.work()` here, ROS callbacks on a second thread; either ending stops the other."""
+    spinning_error: list[BaseException] = []
+
+    def spin() -> None:
+        try:
+            _spin(node)
+        except BaseException as error:  # re-raised on the main thread, which owns the exit code
+            spinning_error.append(error)
+        finally:
+            node.stop()
+
+    spinner = threading.Thread(target=spin, name="ros", daemon=True)
+    spinner.start()
+    try:
+        node.work()
+    finally:
+        node.stop()
+        # The node is destroyed after this returns: no callback may be running in it by then.
+        spinner.join(timeout=5.0)
+    if spinning_error:
+        raise spinning_error[0]

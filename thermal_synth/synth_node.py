@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -46,12 +47,15 @@ from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS, stream_publisher_qos
 from thermal_msgs.units import stamp_ns
 from thermal_synth.inference import (
     DEVICE_AUTO,
+    PRECISION_AUTO,
     AppearanceTransition,
     HeatmapError,
     SynthesisEngine,
     check_heatmap,
     fit_heatmap,
     resize_output,
+    select_device,
+    select_precision,
 )
 from thermal_synth.interpolation import HeatmapTimeline
 from thermal_synth.model.bank import LatentBank
@@ -310,13 +314,24 @@ def _read_only(description: str) -> ParameterDescriptor:
 
 
 class ThermalSynthNode(Node):
-    def __init__(self, **node_kwargs) -> None:
+    """`worker_thread` False leaves the painting loop to whoever calls `work()`: the executable
+    runs it on the process's main thread, where PyTorch's CPU threads are fastest (`main`)."""
+
+    def __init__(self, *, worker_thread: bool = True, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
         declare = self.declare_parameter
         model = declare(
             "model", "", _read_only("model directory; empty = the model shipped with the package")
         ).value
         device = declare("device", DEVICE_AUTO, _read_only("auto, cpu, cuda or cuda:N")).value
+        precision = declare(
+            "precision",
+            PRECISION_AUTO,
+            _read_only(
+                "auto (bf16 where the device computes it natively: a GPU, or a CPU with AVX-512 BF16 "
+                "or AMX; else fp32), fp32 or bf16"
+            ),
+        ).value
         reliability = declare(
             "reliability",
             "reliable",
@@ -380,7 +395,10 @@ class ThermalSynthNode(Node):
                 for name in stream_names
                 if name
             }
-            self.engine = SynthesisEngine(_load_model(model), device)
+            selected_device = select_device(device)
+            self.engine = SynthesisEngine(
+                _load_model(model), device, precision=select_precision(precision, selected_device)
+            )
             bank = self.engine.bundle.bank
             self.appearances = Appearances(
                 self.engine,
@@ -417,7 +435,9 @@ class ThermalSynthNode(Node):
         self._bad_at_last_report = 0
         self._stop = threading.Event()
         self.failure: BaseException | None = None
-        self._worker = threading.Thread(target=self._guarded, name="synth", daemon=True)
+        self._worker = (
+            threading.Thread(target=self.work, name="synth", daemon=True) if worker_thread else None
+        )
         now_s = time.monotonic()
         codes = " ".join(
             f"{name}:{self.appearances.describe(name, now_s)[0]}"
@@ -426,12 +446,14 @@ class ThermalSynthNode(Node):
             for name in self.streams
         )
         self.get_logger().info(
-            f"model={self.engine.bundle.directory} device={self.engine.device} code={codes} "
+            f"model={self.engine.bundle.directory} device={self.engine.device} "
+            f"precision={self.engine.precision} code={codes} "
             f"heatmap={_size(self.engine.heatmap_size)} image={_size(self._output_size())} "
             f"output_rate_hz={self.settings.output_rate_hz:g}"
             + (f" streams={len(self.streams)}" if self._named_streams else "")
         )
-        self._worker.start()
+        if self._worker is not None:
+            self._worker.start()
 
     @property
     def _named_streams(self) -> bool:
@@ -481,8 +503,12 @@ class ThermalSynthNode(Node):
     def _receive(self, stream: str, msg: Image) -> None:
         self._mailboxes.put(stream, Arrival(msg, time.monotonic()))
 
-    def _guarded(self) -> None:
+    def work(self) -> None:
+        """The painting loop, until `stop()` or a failure (then `failure` is set and it returns)."""
         run_guarded(self, self._work, "synthesis", self._fail)
+
+    def stop(self) -> None:
+        self._stop.set()
 
     def _fail(self, problem: str) -> None:
         self.last_problem = problem
@@ -620,6 +646,7 @@ class ThermalSynthNode(Node):
             "latency_p50_ms": f"{np.median(latencies) * 1e3:.1f}" if latencies.size else "",
             "latency_max_ms": f"{latencies.max() * 1e3:.1f}" if latencies.size else "",
             "device": str(self.engine.device),
+            "precision": self.engine.precision,
             "model": str(self.engine.bundle.directory),
             "output_size": _size(self._output_size()),
         }
@@ -665,8 +692,9 @@ class ThermalSynthNode(Node):
         return OK, "running"
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        self._worker.join(timeout=5.0)
+        self.stop()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
         super().destroy_node()
 
 
@@ -724,7 +752,7 @@ NODE_CLASS = ThermalSynthNode
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(NODE_NAME, ThermalSynthNode, args)
+    return run_node(NODE_NAME, partial(ThermalSynthNode, worker_thread=False), args, main_thread_work=True)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,11 @@ from typing import Any
 import yaml
 
 from thermal_synth.graph import config_dir
-from thermal_synth.inference import DEVICE_AUTO
+from thermal_synth.inference import DEVICE_AUTO, PRECISIONS
 from thermal_synth.model.config import NAMED_CONFIGS, ModelConfig, named_config
 from thermal_synth.model.recipe import NORMALISATION_MODES, Normalisation
 from thermal_synth.training.distillation import DistillationConfig
-from thermal_synth.training.trainer import PRECISIONS, TrainConfig
+from thermal_synth.training.trainer import TrainConfig
 
 MAX_SETTINGS_BYTES = 64 << 10
 RESUMABLE_CHANGES = frozenset(

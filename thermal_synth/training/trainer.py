@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
-from thermal_synth.inference import to_uint8
+from thermal_synth.inference import PRECISIONS, to_uint8
 from thermal_synth.model.bank import LatentBank, LatentCode, make_thumbnail
 from thermal_synth.model.config import ModelConfig
 from thermal_synth.model.files import ModelBundle, TrainingRecord
@@ -38,7 +38,6 @@ from thermal_synth.training.losses import (
 )
 
 EMA_WARMUP_STEPS = 10
-PRECISIONS = ("fp32", "bf16")
 GradientSync = Callable[[nn.Module], None]
 """Called on a network after its backward pass and before its optimiser step (multi-GPU averaging)."""
 
