@@ -4,9 +4,10 @@ Two measurements:
 
 * **forward passes** (no ROS): the node's own per-batch function (`synth_node.paint_heatmaps`)
   paints the newest frame of N streams, each with its own appearance, in one forward pass, against
-  the same N frames painted one by one. From the batch latency follows how many participants the
-  device keeps at the Lepton's 8.7 Hz: the largest N whose batch is painted within one input
-  period. The packaged model (`fast`) and random-weight `base` on the CPU; on a GPU also bf16.
+  the same N frames painted one by one, at the precision the node picks by default. From the
+  batch latency follows how many participants the device keeps at the Lepton's 8.7 Hz: the
+  largest N whose batch is painted within one input period. The packaged model (`fast`) and
+  random-weight `base`, on the CPU and on a GPU when there is one.
 * **through ROS**: the `thermal_synth` node runs as its own process with `streams:=[s0, ...]` and
   the packaged model; this process plays N participants, each publishing its
   `thermal/<name>/image` at 8.7 Hz from its own random phase (people do not start their sensors
@@ -38,7 +39,7 @@ from thermal_msgs import topics
 from thermal_msgs.image import array_to_image
 from thermal_msgs.qos import STREAM_PUBLISHER_QOS, STREAM_SUBSCRIBER_QOS
 from thermal_msgs.units import stamp_ns
-from thermal_synth.inference import SynthesisEngine
+from thermal_synth.inference import PRECISION_AUTO, SynthesisEngine, select_precision
 from thermal_synth.model.config import NAMED_CONFIGS
 from thermal_synth.model.files import load_trained_model
 from thermal_synth.processes import node_process, spin_for, spin_until, use_private_domain
@@ -56,12 +57,16 @@ STARTUP_TIMEOUT_S = 60.0
 
 
 def engines() -> dict[str, SynthesisEngine]:
-    """The packaged model (`fast`) and a random-weight `base` per device: speed does not depend on weights."""
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    """The packaged model (`fast`) and a random-weight `base` per device, at the precision the node
+    picks there by default (speed does not depend on weight values)."""
     found = {}
-    for device in devices:
-        found[f"fast (packaged) {device}"] = SynthesisEngine(load_trained_model(""), device)
-        found[f"base {device}"] = SynthesisEngine(random_bundle(NAMED_CONFIGS["base"]), device)
+    for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        precision = select_precision(PRECISION_AUTO, torch.device(device))
+        for name, bundle in (
+            ("fast (packaged)", load_trained_model("")),
+            ("base", random_bundle(NAMED_CONFIGS["base"])),
+        ):
+            found[f"{name}, {device}, {precision}"] = SynthesisEngine(bundle, device, precision=precision)
     return found
 
 

@@ -267,7 +267,11 @@ def test_readme_shows_the_tables_of_the_committed_report():
     the committed bench/results.json, to the character."""
     report = json.loads(bench_main.DEFAULT_OUT.read_text())
     readme = README.read_text()
-    for rendered in (table(report), *synth_tables(report["synth"])):
+    for rendered in (
+        table(report),
+        *synth_tables(report["synth"]),
+        *bench_main.streams_tables(report["streams"]),
+    ):
         assert rendered in readme, f"README.md lacks this table of bench/results.json:\n{rendered}"
 
 

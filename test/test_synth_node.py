@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -452,6 +453,8 @@ def test_diagnostics_report_code_device_model_and_latency(harness, synth, tiny_m
     assert values["latent_code"] == reference.bundle.bank.names()[0]
     assert values["transition"] == "steady"
     assert values["device"] == "cpu"
+    assert values["precision"] == "fp32"
+    assert values["cpu_threads"] == str(max(1, (os.cpu_count() or 1) // 2))
     assert values["model"] == str(tiny_model)
     assert values["output_size"] == "96x128"
     assert 0.0 <= float(values["latency_p50_ms"]) <= float(values["latency_max_ms"]) < 10_000
@@ -467,6 +470,8 @@ def test_diagnostics_report_code_device_model_and_latency(harness, synth, tiny_m
         ({"output_rate_hz": 500.0}, "output_rate_hz"),
         ({"reliability": "sometimes"}, "reliability"),
         ({"precision": "fp16"}, "unknown precision 'fp16'"),
+        ({"cpu_threads": -1}, "cpu_threads must be in 0.."),
+        ({"cpu_threads": 4096}, "cpu_threads must be in 0.."),
         ({"streams": ["alice", "bad name"]}, r"streams: \['bad name'\] are not valid names"),
         ({"streams": ["alice", "alice"]}, "names must be unique"),
         ({"streams": "alice"}, "streams must be a list of names"),

@@ -17,6 +17,7 @@ every stream that has one in a single forward pass, which is how one GPU serves 
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 import threading
@@ -110,6 +111,15 @@ def parse_output_rate(value: float) -> float:
             f"got {value}"
         )
     return float(value)
+
+
+def parse_cpu_threads(value: int) -> int:
+    """0 picks half the cores: on a 2-core laptop two painting threads stall whenever the driver or
+    the call application takes a core, which doubled the graph's p99 latency in bench_e2e."""
+    cores = os.cpu_count() or 1
+    if not 0 <= value <= cores:
+        raise ValueError(f"cpu_threads must be in 0..{cores} (0 = half the cores), got {value}")
+    return value or max(1, cores // 2)
 
 
 def code_name(bank: LatentBank, value: str) -> str:
@@ -337,6 +347,14 @@ class ThermalSynthNode(Node):
             "reliable",
             _read_only("reliable (REP-2003: matches every subscriber) or best_effort"),
         ).value
+        cpu_threads = declare(
+            "cpu_threads",
+            0,
+            _read_only(
+                "torch threads painting on a CPU; 0 = half the cores, at least one, leaving the rest to "
+                "the driver, ROS and the call application"
+            ),
+        ).value
         latent_code = declare(
             "latent_code",
             "",
@@ -385,6 +403,7 @@ class ThermalSynthNode(Node):
         try:
             self._qos = stream_publisher_qos(reliability)
             self.settings = RenderSettings.from_parameters(output_size, transition_s, output_rate_hz)
+            self.cpu_threads = parse_cpu_threads(cpu_threads)
             stream_names = parse_streams(streams)
             own_codes = {
                 name: declare(
@@ -505,6 +524,8 @@ class ThermalSynthNode(Node):
 
     def work(self) -> None:
         """The painting loop, until `stop()` or a failure (then `failure` is set and it returns)."""
+        if self.engine.device.type == "cpu":
+            torch.set_num_threads(self.cpu_threads)
         run_guarded(self, self._work, "synthesis", self._fail)
 
     def stop(self) -> None:
@@ -647,6 +668,7 @@ class ThermalSynthNode(Node):
             "latency_max_ms": f"{latencies.max() * 1e3:.1f}" if latencies.size else "",
             "device": str(self.engine.device),
             "precision": self.engine.precision,
+            "cpu_threads": str(self.cpu_threads),
             "model": str(self.engine.bundle.directory),
             "output_size": _size(self._output_size()),
         }
