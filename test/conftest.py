@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 101))
 os.environ.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
@@ -147,3 +148,12 @@ def tiny_model(sim_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     from model_fixtures import make_tiny_model
 
     return make_tiny_model(sim_dataset, tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """In-process training and attacks share two cores with others: a second torch thread mostly spins."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

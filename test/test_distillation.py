@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import re
 import shutil
-from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -66,14 +65,7 @@ STUDENT_PLAN = replace(
     schedule=Schedule(log_every=1, sample_every=10, checkpoint_every=10),
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """In-process training shares two cores with others: a second thread mostly spins."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _preprocessing(sim_dataset: Path) -> Preprocessing:

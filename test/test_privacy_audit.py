@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -42,14 +41,7 @@ QUICK = ("--steps", "3", "--max-samples", "40", "--no-fid")
 SINGLE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 """The audit's subprocess shares two cores with others: one thread wastes no CPU on spinning."""
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """In-process attackers too: a second thread on a shared two-core machine mostly spins."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
