@@ -39,7 +39,7 @@ from thermal_msgs import topics
 from thermal_msgs.image import array_to_image
 from thermal_msgs.qos import STREAM_PUBLISHER_QOS, STREAM_SUBSCRIBER_QOS
 from thermal_msgs.units import stamp_ns
-from thermal_synth.inference import PRECISION_AUTO, SynthesisEngine, select_precision
+from thermal_synth.inference import PRECISION_AUTO, SynthesisEngine
 from thermal_synth.model.config import NAMED_CONFIGS
 from thermal_synth.model.files import load_trained_model
 from thermal_synth.processes import node_process, spin_for, spin_until, use_private_domain
@@ -61,12 +61,12 @@ def engines() -> dict[str, SynthesisEngine]:
     picks there by default (speed does not depend on weight values)."""
     found = {}
     for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
-        precision = select_precision(PRECISION_AUTO, torch.device(device))
         for name, bundle in (
             ("fast (packaged)", load_trained_model("")),
             ("base", random_bundle(NAMED_CONFIGS["base"])),
         ):
-            found[f"{name}, {device}, {precision}"] = SynthesisEngine(bundle, device, precision=precision)
+            engine = SynthesisEngine(bundle, device, precision=PRECISION_AUTO)
+            found[f"{name}, {device}, {engine.precision}"] = engine
     return found
 
 

@@ -16,6 +16,7 @@ from thermal_synth.inference import (
     fit_heatmap,
     resize_output,
     select_device,
+    select_precision,
     slerp,
 )
 from thermal_synth.model.bank import LatentBank, LatentCode
@@ -93,8 +94,10 @@ def test_bf16_paints_what_fp32_paints_to_within_a_grey_level(random_tiny_bundle:
 
 
 def test_unknown_precisions_are_refused(random_tiny_bundle: ModelBundle) -> None:
-    with pytest.raises(ValueError, match=r"unknown precision 'fp16'; use fp32 or bf16"):
+    with pytest.raises(ValueError, match=r"unknown precision 'fp16'; use auto, fp32 or bf16"):
         SynthesisEngine(random_tiny_bundle, "cpu", precision="fp16")
+    resolved = SynthesisEngine(random_tiny_bundle, "cpu", precision="auto").precision
+    assert resolved == select_precision("auto", torch.device("cpu"))
 
 
 def test_painting_on_the_device_paints_what_reaches_the_host(random_tiny_bundle: ModelBundle) -> None:

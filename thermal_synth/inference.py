@@ -178,11 +178,9 @@ class SynthesisEngine:
         channels_last: bool = True,
         precision: str = "fp32",
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; use {' or '.join(PRECISIONS)}")
         self.bundle = bundle
         self.device = select_device(device)
-        self.precision = precision
+        self.precision = select_precision(precision, self.device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.generator = bundle.networks.generator.to(self.device, memory_format=self.memory_format).eval()
         self.heatmap_size = bundle.config.heatmap_size

@@ -55,8 +55,6 @@ from thermal_synth.inference import (
     check_heatmap,
     fit_heatmap,
     resize_output,
-    select_device,
-    select_precision,
 )
 from thermal_synth.interpolation import HeatmapTimeline
 from thermal_synth.model.bank import LatentBank
@@ -414,10 +412,7 @@ class ThermalSynthNode(Node):
                 for name in stream_names
                 if name
             }
-            selected_device = select_device(device)
-            self.engine = SynthesisEngine(
-                _load_model(model), device, precision=select_precision(precision, selected_device)
-            )
+            self.engine = SynthesisEngine(_load_model(model), device, precision=precision)
             bank = self.engine.bundle.bank
             self.appearances = Appearances(
                 self.engine,
@@ -458,12 +453,8 @@ class ThermalSynthNode(Node):
             threading.Thread(target=self.work, name="synth", daemon=True) if worker_thread else None
         )
         now_s = time.monotonic()
-        codes = " ".join(
-            f"{name}:{self.appearances.describe(name, now_s)[0]}"
-            if name
-            else self.appearances.describe(name, now_s)[0]
-            for name in self.streams
-        )
+        described = {name: self.appearances.describe(name, now_s)[0] for name in self.streams}
+        codes = " ".join(f"{name}:{code}" if name else code for name, code in described.items())
         self.get_logger().info(
             f"model={self.engine.bundle.directory} device={self.engine.device} "
             f"precision={self.engine.precision} code={codes} "

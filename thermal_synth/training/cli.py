@@ -47,7 +47,6 @@ from thermal_synth.training.settings import (
 PROG = "thermal-synth train"
 SETTINGS_FILE = "settings.json"
 EVALUATION_DIRECTORY = "eval"
-METRICS_FILE = "metrics.json"
 EXIT_DIVERGED = 3
 
 
@@ -167,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace, settings: TrainSettings, directory: Path) -> int:
     """The held-out evaluation every model directory carries (metrics.json beside the weights)."""
     from thermal_synth.evaluation.fid import FidUnavailable
-    from thermal_synth.evaluation.report import format_summary
+    from thermal_synth.evaluation.report import METRICS_FILE, format_summary
     from thermal_synth.evaluation.run import EvalConfig, EvaluationError, evaluate
 
     if not ShardReader(args.data, verify=False).shard_entries("test"):
