@@ -102,7 +102,8 @@ def test_conference_paints_swaps_appearance_by_parameter_service_and_stops_on_ct
     for pid in started_pids(stderr).values():
         assert not is_running(pid), "a node outlived the runner"
     if mode:
-        assert "[runner] started thermal_synth in this process" in stderr
+        assert "[runner] started thermal_driver in this process\n" in stderr
+        assert "[runner] started thermal_synth in this process, working on its main thread" in stderr
     else:
         assert set(started_pids(stderr)) == {"thermal_driver", "thermal_synth"}
 

@@ -6,7 +6,9 @@ By default every node is its own process, like under launch: one crashing node c
 others' memory or GIL with it, and its exit code says what went wrong. `single_process` builds
 all of our nodes in this process on one multi-threaded executor (less memory, no DDS hops), which
 is what small boards want. Nodes of other packages (RViz, the diagnostics aggregator) are always
-processes.
+processes. A node class that asks for the main thread (`MAIN_THREAD_WORK`, the synthesis node:
+PyTorch's CPU kernels are fastest there, see `run_node`) gets it in this mode too; the executor
+and the watching then run on a second thread.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
-from thermal_msgs.node_main import EXIT_CONFIG, EXIT_FAILURE, ConfigError
+from thermal_msgs.node_main import EXIT_CONFIG, EXIT_FAILURE, ConfigError, MainThreadWorker
 from thermal_synth.cli_args import EXIT_INTERRUPTED
 from thermal_synth.graph import Bringup, NodeSpec, command_arguments, is_enabled, node_parameters
 
@@ -204,6 +206,10 @@ class RunningGraph:
     processes: list[NodeProcess] = field(default_factory=list)
     in_process: dict[str, Node] = field(default_factory=dict)
     observer: Observer | None = None
+    main_thread_worker: MainThreadWorker | None = None
+    """The in-process node whose `work()` runs on the main thread, when one asked for it."""
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set when the main thread's work ended, so the watching thread ends too."""
 
     def failure(self) -> Outcome | None:
         for name, node in self.in_process.items():
@@ -284,7 +290,7 @@ class Runner:
                 if observer_factory is not None:
                     graph.observer = observer_factory(context)
                     graph.executor.add_node(graph.observer.node)
-                outcome = self._watch(graph, limits)
+                outcome = self._serve(graph, limits)
             except ConfigError as error:
                 outcome = Outcome(EXIT_CONFIG, str(error))
             except (KeyboardInterrupt, ExternalShutdownException):
@@ -323,9 +329,41 @@ class Runner:
                 graph.processes.append(NodeProcess(node.name, commands[node.name], self.stderr))
                 self._say(f"started {node.name} (pid {graph.processes[-1].process.pid})")
             else:
-                graph.in_process[node.name] = _build_in_process(node, context)
-                graph.executor.add_node(graph.in_process[node.name])
-                self._say(f"started {node.name} in this process")
+                built = _build_in_process(node, context, main_thread=graph.main_thread_worker is None)
+                graph.in_process[node.name] = built.node
+                graph.executor.add_node(built.node)
+                if built.main_thread_work:
+                    graph.main_thread_worker = built.node
+                    self._say(f"started {node.name} in this process, working on its main thread")
+                else:
+                    self._say(f"started {node.name} in this process")
+
+    def _serve(self, graph: RunningGraph, limits: RunLimits) -> Outcome:
+        """Watches the graph until it ends; a main-thread worker keeps the main thread meanwhile."""
+        worker = graph.main_thread_worker
+        if worker is None:
+            return self._watch(graph, limits)
+        outcomes: list[Outcome] = []
+        watch_errors: list[BaseException] = []
+
+        def watch() -> None:
+            try:
+                outcomes.append(self._watch(graph, limits))
+            except BaseException as error:  # re-raised on the main thread, which owns the outcome
+                watch_errors.append(error)
+            finally:
+                worker.stop()
+
+        watcher = threading.Thread(target=watch, name="ros", daemon=True)
+        watcher.start()
+        try:
+            worker.work()
+        finally:
+            graph.stopping.set()
+            watcher.join()
+        if watch_errors:
+            raise watch_errors[0]
+        return outcomes[0]
 
     def _watch(self, graph: RunningGraph, limits: RunLimits) -> Outcome:
         started = time.monotonic()
@@ -335,6 +373,8 @@ class Runner:
             failure = graph.failure()
             if failure is not None:
                 return failure
+            if graph.stopping.is_set():
+                return Outcome(0, "stopped")
             if graph.finished():
                 return Outcome(0, "every node finished")
             now = time.monotonic()
@@ -354,13 +394,24 @@ class Runner:
         self.stderr.flush()
 
 
-def _build_in_process(node: PlannedNode, context: Context) -> Node:
+@dataclass(frozen=True)
+class BuiltNode:
+    node: Node
+    main_thread_work: bool
+    """The node left its work to the caller, who runs `work()` on the main thread."""
+
+
+def _build_in_process(node: PlannedNode, context: Context, *, main_thread: bool) -> BuiltNode:
+    """`main_thread`: the main thread is still free for a node class that asks for it."""
     module, _ = our_entry_point(node.spec.executable)
     node_class = importlib.import_module(module).NODE_CLASS
+    main_thread_work = main_thread and getattr(node_class, "MAIN_THREAD_WORK", False)
+    options = {"worker_thread": False} if main_thread_work else {}
     try:
-        return node_class(context=context, cli_args=node.ros_arguments)
+        built = node_class(context=context, cli_args=node.ros_arguments, **options)
     except (ConfigError, InvalidParameterTypeException) as error:
         raise ConfigError(f"{node.name} cannot start: {error}") from error
+    return BuiltNode(built, main_thread_work)
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -323,7 +323,10 @@ def _read_only(description: str) -> ParameterDescriptor:
 
 class ThermalSynthNode(Node):
     """`worker_thread` False leaves the painting loop to whoever calls `work()`: the executable
-    runs it on the process's main thread, where PyTorch's CPU threads are fastest (`main`)."""
+    and the single-process runner run it on the process's main thread, where PyTorch's CPU
+    threads are fastest (`run_node`)."""
+
+    MAIN_THREAD_WORK: ClassVar[bool] = True
 
     def __init__(self, *, worker_thread: bool = True, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
@@ -765,7 +768,12 @@ NODE_CLASS = ThermalSynthNode
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(NODE_NAME, partial(ThermalSynthNode, worker_thread=False), args, main_thread_work=True)
+    return run_node(
+        NODE_NAME,
+        partial(ThermalSynthNode, worker_thread=False),
+        args,
+        main_thread_work=ThermalSynthNode.MAIN_THREAD_WORK,
+    )
 
 
 if __name__ == "__main__":
