@@ -3,12 +3,60 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 from conftest import BIN, thermal_synth
 
 from thermal_synth.bags import PairBagWriter, SessionLabels, image_cdr
+from thermal_synth.cli import COMMANDS, main
+
+IMPORTED_BY_HELP = """
+import sys
+from thermal_synth.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "imports_torch"),
+    [(["--help"], False), (["trian"], False), (["bag", "--help"], False), (["train", "--help"], True)],
+)
+def test_only_the_command_being_run_is_imported(argv, imports_torch):
+    """`thermal-synth --help` or a typo answers without importing PyTorch (seconds on a Pi)."""
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTED_BY_HELP, *argv],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.splitlines()[-1] == str(imports_torch), result.stderr
+
+
+def test_help_lists_every_command_with_its_summary(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    listing = " ".join(capsys.readouterr().out.split())
+    for name, command in COMMANDS.items():
+        assert f"{name} {' '.join(command.help.split())}" in listing
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_defines_its_own_arguments(name, capsys):
+    """Each command's module registers the parser under the name and summary it is listed with."""
+    with pytest.raises(SystemExit) as exit_:
+        main([name, "--help"])
+    assert exit_.value.code == 0
+    usage = capsys.readouterr().out
+    assert usage.startswith(f"usage: thermal-synth {name} ")
+    assert not usage.startswith(f"usage: thermal-synth {name} [-h]\n"), "only the listing's stub"
 
 
 @pytest.mark.parametrize("seconds", ["0", "-1", "soon"])

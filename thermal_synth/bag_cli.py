@@ -29,10 +29,10 @@ EXIT_UNRECOVERABLE = 1
 _LABEL_WIDTH = 19
 
 
-def add_parser(commands) -> None:
+def add_parser(commands, name: str, help: str) -> None:
     parser = commands.add_parser(
-        "bag",
-        help="inspect or repair recorded pair bags",
+        name,
+        help=help,
         description="Inspect or repair pair bags written by the pair_recorder node.",
     )
     actions = parser.add_subparsers(dest="bag_command", required=True, metavar="ACTION")

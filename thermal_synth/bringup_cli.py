@@ -20,35 +20,39 @@ DEMO_SECONDS = 5.0
 DEMO_PREVIEW = Path("thermal_synth_demo.png")
 
 
-def add_parser(commands) -> None:
-    for bringup in BRINGUPS.values():
-        parser = commands.add_parser(
-            bringup.name,
-            help=f"run the {bringup.name} graph: {bringup.description}",
-            description=f"{bringup.description}. Starts the graph of `ros2 launch thermal_synth "
-            f"{bringup.name}.launch.py` without ROS tooling; Ctrl-C stops every node.",
-        )
-        use_one_line_errors(parser)
+def add_parser(commands, name: str, help: str) -> None:
+    """`demo`, or the graph of `BRINGUPS` called `name`."""
+    if name == "demo":
+        _add_demo_parser(commands, help)
+        return
+    bringup = BRINGUPS[name]
+    parser = commands.add_parser(
+        name,
+        help=help,
+        description=f"{bringup.description}. Starts the graph of `ros2 launch thermal_synth "
+        f"{bringup.name}.launch.py` without ROS tooling; Ctrl-C stops every node.",
+    )
+    use_one_line_errors(parser)
+    parser.add_argument(
+        "overrides", nargs="*", metavar="NAME:=VALUE", help="launch arguments, as for ros2 launch"
+    )
+    parser.add_argument("--source", help="shorthand for source:=SOURCE (sim needs no hardware)", default=None)
+    _add_run_options(parser)
+    parser.add_argument("--show-args", action="store_true", help="list the launch arguments and exit")
+    if bringup is BRINGUPS["conference"]:
         parser.add_argument(
-            "overrides", nargs="*", metavar="NAME:=VALUE", help="launch arguments, as for ros2 launch"
+            "--preview",
+            type=Path,
+            help="PNG of heatmaps beside painted frames (and an MP4 of every frame beside it); "
+            "--duration counts from the first painted frame",
         )
-        parser.add_argument(
-            "--source", help="shorthand for source:=SOURCE (sim needs no hardware)", default=None
-        )
-        _add_run_options(parser)
-        parser.add_argument("--show-args", action="store_true", help="list the launch arguments and exit")
-        if bringup is BRINGUPS["conference"]:
-            parser.add_argument(
-                "--preview",
-                type=Path,
-                help="PNG of heatmaps beside painted frames (and an MP4 of every frame beside it); "
-                "--duration counts from the first painted frame",
-            )
-        parser.set_defaults(run=run, bringup=bringup)
+    parser.set_defaults(run=run, bringup=bringup)
 
+
+def _add_demo_parser(commands, help: str) -> None:
     demo = commands.add_parser(
         "demo",
-        help="a few seconds of the conference graph on the simulated sensor, with a preview",
+        help=help,
         description=f"Same as `thermal-synth conference source:=sim --duration {DEMO_SECONDS:g} "
         f"--preview {DEMO_PREVIEW}`.",
     )

@@ -1,37 +1,76 @@
-"""`thermal-synth`: the command-line entry point for everything that is not a ROS node."""
+"""`thermal-synth`: the command-line entry point for everything that is not a ROS node.
+
+Only the module of the command being run is imported: most commands need PyTorch, whose import
+alone takes seconds on a laptop (longer on a Raspberry Pi), and `thermal-synth --help`, a
+mistyped command or `thermal-synth bag info` should not wait for it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+from dataclasses import dataclass
 
-from thermal_synth import bag_cli, bringup_cli, codes, simulate
-from thermal_synth.dataset import cli as dataset_cli
-from thermal_synth.evaluation import cli as evaluation_cli
-from thermal_synth.privacy_audit import cli as privacy_audit_cli
-from thermal_synth.training import cli as training_cli
+from thermal_synth.graph import BRINGUPS
 
 
-def build_parser() -> argparse.ArgumentParser:
+@dataclass(frozen=True)
+class Command:
+    module: str
+    """Where `add_parser(commands, name, help)` defines the command's arguments and what it runs."""
+    help: str
+
+
+COMMANDS: dict[str, Command] = {
+    **{
+        name: Command("thermal_synth.bringup_cli", f"run the {name} graph: {bringup.description}")
+        for name, bringup in BRINGUPS.items()
+    },
+    "demo": Command(
+        "thermal_synth.bringup_cli",
+        "a few seconds of the conference graph on the simulated sensor, with a preview",
+    ),
+    "sim": Command("thermal_synth.simulate", "render a simulated thermal/RGB training set into shards"),
+    "train": Command("thermal_synth.training.cli", "train a SPADE-SR model on a shard dataset"),
+    "eval": Command(
+        "thermal_synth.evaluation.cli",
+        "evaluate a trained model on a dataset split (FID, MAE, silhouettes, disentanglement)",
+    ),
+    "privacy-audit": Command(
+        "thermal_synth.privacy_audit.cli",
+        "train attackers on the thermal stream and report what they learn, against chance",
+    ),
+    "codes": Command(
+        "thermal_synth.codes", "list, add, rename or remove the appearances in a model's latent bank"
+    ),
+    "dataset": Command(
+        "thermal_synth.dataset.cli",
+        "turn recorded pair bags into training shards; align the cameras; preview a dataset",
+    ),
+    "bag": Command("thermal_synth.bag_cli", "inspect or repair recorded pair bags"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every command is listed; only `command` gets its arguments, from its own module."""
     parser = argparse.ArgumentParser(
         prog="thermal-synth",
         description="Privacy-preserving video calls from a low-resolution thermal sensor.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    bringup_cli.add_parser(commands)
-    simulate.add_parser(commands)
-    training_cli.add_parser(commands)
-    evaluation_cli.add_parser(commands)
-    privacy_audit_cli.add_parser(commands)
-    codes.add_parser(commands)
-    dataset_cli.add_parser(commands)
-    bag_cli.add_parser(commands)
+    for name, entry in COMMANDS.items():
+        if name == command:
+            importlib.import_module(entry.module).add_parser(commands, name, entry.help)
+        else:
+            commands.add_parser(name, help=entry.help)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return args.run(args)
     except BrokenPipeError:

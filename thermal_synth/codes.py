@@ -396,10 +396,10 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
 # --- command line ---------------------------------------------------------------------------------
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction, name: str, help: str) -> None:
     parser = commands.add_parser(
-        "codes",
-        help="list, add, rename or remove the appearances in a model's latent bank",
+        name,
+        help=help,
         description="Manage the latent bank (bank.json) of a model directory: the appearances a "
         "call can switch between. `add` makes a new appearance from your own photos.",
     )

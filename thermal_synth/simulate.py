@@ -271,10 +271,10 @@ def _provenance(plan: SplitPlan, config: SimConfig) -> dict[str, Any]:
     }
 
 
-def add_parser(commands) -> None:
+def add_parser(commands, name: str, help: str) -> None:
     parser = commands.add_parser(
-        "sim",
-        help="render a simulated thermal/RGB training set into shards",
+        name,
+        help=help,
         description="Render a paired thermal/RGB training set from the simulated rig into shards.",
     )
     parser.add_argument("--pairs", type=positive_int, required=True, help="how many pairs to render")

@@ -47,10 +47,10 @@ PREVIEW_NAME = "preview.png"
 PROBLEMS_SHOWN = 2
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction, name: str, help: str) -> None:
     parser = commands.add_parser(
-        "dataset",
-        help="turn recorded pair bags into training shards; align the cameras; preview a dataset",
+        name,
+        help=help,
         description="Build a training set from pair_recorder bags, in the same shard format as "
         "`thermal-synth sim`: `align` measures where the RGB camera looks, `build` writes the "
         "shards, `preview` draws a contact sheet to check them.",

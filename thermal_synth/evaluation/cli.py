@@ -23,10 +23,10 @@ from thermal_synth.training.data import DatasetMismatchError
 PROG = "thermal-synth eval"
 
 
-def add_parser(commands) -> None:
+def add_parser(commands, name: str, help: str) -> None:
     parser = commands.add_parser(
-        "eval",
-        help="evaluate a trained model on a dataset split (FID, MAE, silhouettes, disentanglement)",
+        name,
+        help=help,
         description=(
             "Measure a trained model on one split of a shard dataset: FID of random samples and of "
             "reconstructions against the real frames, reconstruction MAE, silhouette IoU against "

@@ -25,11 +25,11 @@ def _resolutions(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_parser(commands) -> None:
+def add_parser(commands, name: str, help: str) -> None:
     defaults = AuditConfig()
     parser = commands.add_parser(
-        "privacy-audit",
-        help="train attackers on the thermal stream and report what they learn, against chance",
+        name,
+        help=help,
         description=(
             "Train person-detection, re-identification and RGB-reconstruction attackers on what an "
             "eavesdropper records (the raw frame, or the driver's privacy-downsampled heatmap) and "

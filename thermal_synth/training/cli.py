@@ -50,10 +50,10 @@ EVALUATION_DIRECTORY = "eval"
 EXIT_DIVERGED = 3
 
 
-def add_parser(commands) -> None:
+def add_parser(commands, name: str, help: str) -> None:
     parser = commands.add_parser(
-        "train",
-        help="train a SPADE-SR model on a shard dataset",
+        name,
+        help=help,
         description=(
             "Train the generator and discriminator (GAN phase), then the inversion encoder with the "
             "generator frozen, and write a model directory with a latent bank of the training "
