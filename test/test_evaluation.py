@@ -8,6 +8,7 @@ than two threads fighting for the cores. Image sets are kept to a few frames.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import select
@@ -40,8 +41,11 @@ from thermal_synth.evaluation.fid import (
 from thermal_synth.evaluation.metrics import appearance_retention, evenly_spread
 from thermal_synth.evaluation.run import EvalConfig, EvaluationError, evaluate, measure
 from thermal_synth.evaluation.silhouettes import cross_fold_backgrounds, iou, segment_with, usable
+from thermal_synth.inference import SynthesisEngine, paint_codes, to_uint8
+from thermal_synth.model.files import load_trained_model
 from thermal_synth.shards import SPLITS, HeatmapRecipe, Sample, ShardReader, ShardWriter
 from thermal_synth.simulate import SimConfig, generate
+from thermal_synth.training.data import load_pairs
 from thermal_synth.training.trainer import appearance_name
 
 ERROR_PREFIX = "thermal-synth eval: error:"
@@ -215,6 +219,27 @@ def test_measure_takes_an_evenly_spread_subset_and_the_seed_fixes_the_samples(
     np.testing.assert_array_equal(reseeded.reconstructions, first.reconstructions)
 
 
+def test_bf16_evaluates_the_picture_the_node_paints_in_bf16(tiny_model: Path, sim_dataset: Path) -> None:
+    config = EvalConfig(max_samples=6, fid=False, device="cpu")
+    fp32 = measure(tiny_model, sim_dataset, config)
+    bf16 = measure(tiny_model, sim_dataset, dataclasses.replace(config, precision="bf16"))
+    assert (fp32.metrics["precision"], bf16.metrics["precision"]) == ("fp32", "bf16")
+    assert not np.array_equal(bf16.samples, fp32.samples)
+    assert np.abs(bf16.samples.astype(int) - fp32.samples).mean() < 2.0  # grey levels
+
+    bundle = load_trained_model(tiny_model)
+    heatmaps = load_pairs(ShardReader(sim_dataset), "test", bundle.preprocessing).heatmaps[:4]
+    z = bundle.bank.get(bundle.bank.names()[0]).z
+    generator = bundle.networks.generator
+    with torch.inference_mode():
+        evaluated = to_uint8(paint_codes(generator, torch.from_numpy(z)[None], heatmaps, "bf16"))
+    engine = SynthesisEngine(bundle, "cpu", precision="bf16")
+    painted = engine.paint(heatmaps.numpy(), engine.project(z))
+    assert np.abs(evaluated.astype(int) - painted).max() <= 1
+    with pytest.raises(EvaluationError, match="unknown precision 'fp16'"):
+        EvalConfig(precision="fp16")
+
+
 def test_a_dataset_without_person_masks_reports_why_silhouettes_are_missing(
     tiny_model: Path, sim_dataset: Path, tmp_path: Path
 ) -> None:
@@ -282,6 +307,8 @@ def test_eval_command_writes_the_report(tiny_model: Path, sim_dataset: Path, tmp
         assert image is not None, name
         assert image.shape == shape, name
     assert "FID, G(h, z) vs real" in result.stdout
+    assert "painted in fp32 on cpu" in result.stdout
+    assert metrics["precision"] == "fp32"
     assert f"{metrics['fid']:.2f}" in result.stdout
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import rclpy
 from rclpy.exceptions import InvalidParameterTypeException
@@ -20,6 +20,8 @@ from rclpy.node import Node
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
+
+Served = TypeVar("Served")
 
 
 class ConfigError(ValueError):
@@ -84,7 +86,7 @@ def run_node(
     try:
         node = create()
         if main_thread_work:
-            _work_while_spinning(node)
+            work_while_serving(node, lambda: _spin(node), join_timeout_s=5.0)
         else:
             _spin(node)
     except (ConfigError, InvalidParameterTypeException) as error:
@@ -114,25 +116,36 @@ def _spin(node: WorkerNode) -> None:
             return
 
 
-def _work_while_spinning(node: MainThreadWorker) -> None:
-    """`node.work()` here, ROS callbacks on a second thread; either ending stops the other."""
-    spinning_error: list[BaseException] = []
+def work_while_serving(
+    worker: MainThreadWorker,
+    serve: Callable[[], Served],
+    stop_serving: Callable[[], None] = lambda: None,
+    *,
+    join_timeout_s: float | None = None,
+) -> Served | None:
+    """`worker.work()` on this (the main) thread, `serve()` on a second one; either ending stops
+    the other (`stop_serving` ends `serve`). Returns what `serve` returned; its error is raised
+    here, on the thread that owns the exit code. None when it did not finish within the timeout."""
+    served: list[Served] = []
+    serving_error: list[BaseException] = []
 
-    def spin() -> None:
+    def run_serve() -> None:
         try:
-            _spin(node)
-        except BaseException as error:  # re-raised on the main thread, which owns the exit code
-            spinning_error.append(error)
+            served.append(serve())
+        except BaseException as error:
+            serving_error.append(error)
         finally:
-            node.stop()
+            worker.stop()
 
-    spinner = threading.Thread(target=spin, name="ros", daemon=True)
-    spinner.start()
+    server = threading.Thread(target=run_serve, name="ros", daemon=True)
+    server.start()
     try:
-        node.work()
+        worker.work()
     finally:
-        node.stop()
-        # The node is destroyed after this returns: no callback may be running in it by then.
-        spinner.join(timeout=5.0)
-    if spinning_error:
-        raise spinning_error[0]
+        worker.stop()
+        stop_serving()
+        # The caller destroys the nodes after this returns: no callback may be running by then.
+        server.join(timeout=join_timeout_s)
+    if serving_error:
+        raise serving_error[0]
+    return served[0] if served else None

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from thermal_synth.model.files import ModelBundle
+from thermal_synth.model.networks import Generator
 from thermal_synth.preprocess import to_unit_range
 
 DEVICE_AUTO = "auto"
@@ -56,6 +57,21 @@ def select_precision(name: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_flags() & NATIVE_BF16_CPU_FLAGS else "fp32"
+
+
+def paint_projected(generator: Generator, projected: Tensor, heatmaps: Tensor, precision: str) -> Tensor:
+    """G's painting of normalised heatmaps for projected codes, in `precision`; (N, 3, H, W) fp32.
+
+    The projection stays outside: it depends on the code alone, so the node computes it once per
+    code in fp32, and evaluation (`paint_codes`) must measure the same picture the node paints.
+    """
+    with torch.autocast(heatmaps.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        return generator.paint(projected, generator.thermal_features(heatmaps)).float()
+
+
+def paint_codes(generator: Generator, codes: Tensor, heatmaps: Tensor, precision: str) -> Tensor:
+    """G(z, h) as the synthesis node paints it: the projection in fp32, the painting in `precision`."""
+    return paint_projected(generator, generator.project(codes), heatmaps, precision)
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
@@ -223,9 +239,7 @@ class SynthesisEngine:
         batch = heatmaps.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
         if projected.shape[0] != batch.shape[0]:
             projected = projected.expand(batch.shape[0], *projected.shape[1:])
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            images = self.generator.paint(projected, self.generator.thermal_features(batch))
-        return uint8_images(images)
+        return uint8_images(paint_projected(self.generator, projected, batch, self.precision))
 
     def render(self, heatmaps_celsius: np.ndarray, code: str | np.ndarray) -> np.ndarray:
         """Celsius heatmaps and a code (a bank name or a z) -> (N, H, W, 3) uint8 RGB."""

@@ -35,7 +35,13 @@ from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
-from thermal_msgs.node_main import EXIT_CONFIG, EXIT_FAILURE, ConfigError, MainThreadWorker
+from thermal_msgs.node_main import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    ConfigError,
+    MainThreadWorker,
+    work_while_serving,
+)
 from thermal_synth.cli_args import EXIT_INTERRUPTED
 from thermal_synth.graph import Bringup, NodeSpec, command_arguments, is_enabled, node_parameters
 
@@ -343,27 +349,7 @@ class Runner:
         worker = graph.main_thread_worker
         if worker is None:
             return self._watch(graph, limits)
-        outcomes: list[Outcome] = []
-        watch_errors: list[BaseException] = []
-
-        def watch() -> None:
-            try:
-                outcomes.append(self._watch(graph, limits))
-            except BaseException as error:  # re-raised on the main thread, which owns the outcome
-                watch_errors.append(error)
-            finally:
-                worker.stop()
-
-        watcher = threading.Thread(target=watch, name="ros", daemon=True)
-        watcher.start()
-        try:
-            worker.work()
-        finally:
-            graph.stopping.set()
-            watcher.join()
-        if watch_errors:
-            raise watch_errors[0]
-        return outcomes[0]
+        return work_while_serving(worker, lambda: self._watch(graph, limits), graph.stopping.set)
 
     def _watch(self, graph: RunningGraph, limits: RunLimits) -> Outcome:
         started = time.monotonic()

@@ -14,7 +14,7 @@ from thermal_synth.cli_args import (
 from thermal_synth.evaluation.fid import FidUnavailable
 from thermal_synth.evaluation.report import format_summary
 from thermal_synth.evaluation.run import EvalConfig, evaluate
-from thermal_synth.inference import DEVICE_AUTO
+from thermal_synth.inference import DEVICE_AUTO, PRECISION_AUTO, PRECISIONS
 from thermal_synth.model.files import ModelFileError
 from thermal_synth.output_dirs import OutputDirError
 from thermal_synth.shards import SPLITS, ShardFormatError
@@ -51,6 +51,13 @@ def add_parser(commands, name: str, help: str) -> None:
     )
     parser.add_argument("--batch-size", type=positive_int, default=EvalConfig.batch_size)
     parser.add_argument("--device", default=DEVICE_AUTO, help="auto (GPU if present), cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--precision",
+        choices=(PRECISION_AUTO, *PRECISIONS),
+        default=EvalConfig.precision,
+        help="what the generator paints in, as the synthesis node's precision parameter "
+        f"(default {EvalConfig.precision}; the node's default, auto, is bf16 where the device has it)",
+    )
     parser.add_argument("--seed", type=non_negative_int, default=EvalConfig.seed, help="seed of the random z")
     parser.add_argument(
         "--no-fid", action="store_true", help="skip FID (the Inception pass costs ~0.2 s per image on a CPU)"
@@ -66,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             max_samples=args.max_samples,
             batch_size=args.batch_size,
             device=args.device,
+            precision=args.precision,
             seed=args.seed,
             fid=not args.no_fid,
         )

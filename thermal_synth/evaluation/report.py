@@ -66,7 +66,8 @@ def format_summary(metrics: Mapping[str, Any], out: Path) -> str:
     lines = [
         f"wrote {out}: {metrics['n_samples']} of {metrics['split_size']} {metrics['split']} pairs of "
         f"{metrics['dataset']}, model {metrics['model']} ({training['gan_steps']} GAN + "
-        f"{training['inversion_steps']} inversion steps), {metrics['timings_s']['total_s']:.1f} s",
+        f"{training['inversion_steps']} inversion steps), painted in {metrics['precision']} on "
+        f"{metrics['device']}, {metrics['timings_s']['total_s']:.1f} s",
     ]
     width = max(len(row.label) for row in ROWS)
     lines.append(f"{'metric':<{width}}  {'value':>18}  {'target':>8}  met")
@@ -104,7 +105,7 @@ def markdown(metrics: Mapping[str, Any]) -> str:
             f"inversion steps, trained on `{training['dataset'] or 'unknown'}`)",
             f"- **Data**: `{metrics['dataset']}`, split `{metrics['split']}`: {metrics['n_samples']} of "
             f"{metrics['split_size']} pairs (evenly spread), seed {metrics['seed']}, "
-            f"device {metrics['device']}",
+            f"device {metrics['device']}, {metrics['precision']}",
             f"- **Time**: {timings}",
             "",
             *table,

@@ -29,7 +29,7 @@ from thermal_synth.evaluation.metrics import (
 )
 from thermal_synth.evaluation.report import write_report
 from thermal_synth.evaluation.silhouettes import cross_fold_backgrounds, iou, segment_with, usable
-from thermal_synth.inference import DEVICE_AUTO, select_device, to_uint8
+from thermal_synth.inference import DEVICE_AUTO, paint_codes, select_device, select_precision, to_uint8
 from thermal_synth.model.files import ModelBundle, load_trained_model
 from thermal_synth.output_dirs import check_output_dir, staged_directory
 from thermal_synth.shards import SPLITS, SessionRecord, ShardReader
@@ -53,6 +53,9 @@ class EvalConfig:
     max_samples: int = 1000
     batch_size: int = 32
     device: str = DEVICE_AUTO
+    precision: str = "fp32"
+    """What G paints in, as the synthesis node's `precision` (auto: bf16 where the device has it
+    natively). fp32 by default, so a model's numbers do not depend on the machine."""
     seed: int = 0
     """Seeds the z of the random samples, so two evaluations of one model give the same FID."""
     fid: bool = True
@@ -65,6 +68,10 @@ class EvalConfig:
                 raise EvaluationError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.seed < 0:
             raise EvaluationError(f"seed must be >= 0, got {self.seed}")
+        try:
+            select_precision(self.precision, torch.device("cpu"))
+        except ValueError as error:
+            raise EvaluationError(str(error)) from None
 
 
 def session_label(session: SessionRecord) -> str:
@@ -106,14 +113,19 @@ def measure(
     raw = reader.load_split(config.split, ["rgb", "person_mask"] if has_masks else ["rgb"])
     disentanglement_inputs = _grid_inputs(bundle, pairs, reader)
     device = select_device(config.device)
+    precision = select_precision(config.precision, device)
     if config.fid and features is None:
         features = InceptionFeatures(device, config.batch_size)  # before the work: missing weights fail fast
     bundle.networks.to(device).eval()
     timings["load_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    reconstructions, samples, sample_mae = _generate(bundle, pairs, rows, config, device, progress=progress)
-    disentanglement = _paint_grid(bundle, pairs, raw, disentanglement_inputs, device)
+    reconstructions, samples, sample_mae = _generate(
+        bundle, pairs, rows, config, device=device, precision=precision, progress=progress
+    )
+    disentanglement = _paint_grid(
+        bundle, pairs, raw, disentanglement_inputs, device=device, precision=precision
+    )
     timings["generate_s"] = time.perf_counter() - clock
     real = raw["rgb"][rows]
     labels = [session_label(reader.sessions[s]) for s in pairs.sessions[rows]]
@@ -147,6 +159,7 @@ def measure(
         "n_samples": len(rows),
         "seed": config.seed,
         "device": str(device),
+        "precision": precision,
         "model_training": {
             "gan_steps": bundle.training.gan_steps,
             "inversion_steps": bundle.training.inversion_steps,
@@ -192,8 +205,9 @@ def _generate(
     pairs: PairTensors,
     rows: np.ndarray,
     config: EvalConfig,
-    device: torch.device,
     *,
+    device: torch.device,
+    precision: str,
     progress: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """G(h, I(x)), G(h, z) and the per-frame MAE on [0, 1] of the first against x.
@@ -208,10 +222,11 @@ def _generate(
     for start in tqdm(starts, desc="generate", unit="batch", disable=not progress):
         batch = torch.from_numpy(rows[start : start + config.batch_size])
         images, heatmaps, _ = pairs.batch(batch, device)
-        reconstructed = generator(encoder(images), heatmaps)
+        reconstructed = paint_codes(generator, encoder(images), heatmaps, precision)
         errors.append(((reconstructed - images).abs().mean((1, 2, 3)) / 2.0).double().cpu().numpy())
         reconstructions.append(to_uint8(reconstructed))
-        samples.append(to_uint8(generator(codes[start : start + config.batch_size].to(device), heatmaps)))
+        batch_codes = codes[start : start + config.batch_size].to(device)
+        samples.append(to_uint8(paint_codes(generator, batch_codes, heatmaps, precision)))
     return np.concatenate(reconstructions), np.concatenate(samples), np.concatenate(errors)
 
 
@@ -303,12 +318,19 @@ def _paint_grid(
     pairs: PairTensors,
     raw: dict[str, np.ndarray],
     inputs: _GridInputs,
+    *,
     device: torch.device,
+    precision: str,
 ) -> Disentanglement:
     generator = bundle.networks.generator
     heatmaps = pairs.heatmaps[torch.from_numpy(inputs.heatmap_rows)].to(device)
     codes = torch.from_numpy(inputs.codes).to(device)
-    cells = np.stack([to_uint8(generator(code.expand(len(heatmaps), -1), heatmaps)) for code in codes])
+    cells = np.stack(
+        [
+            to_uint8(paint_codes(generator, code.expand(len(heatmaps), -1), heatmaps, precision))
+            for code in codes
+        ]
+    )
     retention = None
     if "person_mask" in raw:
         masks = raw["person_mask"]
