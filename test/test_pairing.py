@@ -100,6 +100,7 @@ def test_pairs_are_nearest_within_slop_whatever_the_arrival_order(
     pairs = feed(matcher, events)
 
     assert matcher.counts.pairs + matcher.counts.thermal_unmatched == len(thermal)
+    assert (matcher.counts.thermal_frames, matcher.counts.rgb_frames) == (len(thermal), len(rgb))
     assert len({p.rgb_stamp_ns for p in pairs}) == len(pairs)
     for pair in pairs:
         nearest = min(rgb, key=lambda r, t=pair.stamp_ns: abs(r - t))

@@ -168,6 +168,15 @@ def test_record_writes_a_bag_of_pairs_from_the_simulated_rig(tmp_path):
     assert len(pairs) >= 20  # 8.7 Hz for 4 s, minus discovery
 
 
+def test_record_without_a_camera_says_so_while_it_runs(tmp_path):
+    bag = tmp_path / "take"
+    result = thermal_synth("record", "source:=sim", f"bag:={bag}", "--duration", "4", timeout_s=90)
+    assert result.returncode == 0, result.stderr
+    assert "thermal frames and not one camera/image_raw frame: is a camera publishing it?" in result.stderr
+    assert "publish_rgb:=true with source:=sim" in result.stderr
+    assert list(PairBagReader(bag).pairs()) == []
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -37,6 +37,8 @@ class MatchedPair(Generic[Thermal, Rgb]):
 
 @dataclass
 class PairingCounts:
+    thermal_frames: int = 0
+    rgb_frames: int = 0
     pairs: int = 0
     thermal_unmatched: int = 0
     """Thermal frames with no RGB frame within slop: lost for training, so worth a warning."""
@@ -73,10 +75,12 @@ class PairMatcher(Generic[Thermal, Rgb]):
         self._last_decided_ns: int | None = None
 
     def add_thermal(self, stamp_ns: int, thermal: Thermal) -> list[MatchedPair[Thermal, Rgb]]:
+        self.counts.thermal_frames += 1
         self._pending.append((stamp_ns, thermal))
         return self._decide()
 
     def add_rgb(self, stamp_ns: int, rgb: Rgb) -> list[MatchedPair[Thermal, Rgb]]:
+        self.counts.rgb_frames += 1
         if stamp_ns in self._rgb:
             self.counts.rgb_unused += 1
         self._rgb[stamp_ns] = rgb

@@ -42,6 +42,8 @@ from thermal_synth.recording import Recording
 NODE_NAME = "pair_recorder"
 SUBSCRIPTION_DEPTH = 10
 BAD_FRAME_LOG_PERIOD_S = 5.0
+NO_CAMERA_WARNING_FRAMES = 18
+"""Thermal frames (about 2 s of a Lepton) without any RGB frame before the recorder says so."""
 LABELS = ("person", "outfit", "scene", "notes")
 SETTINGS_PARAMETERS = ("bag_path", "storage", "slop_s", "max_bag_size_mb", "max_bag_duration_s", *LABELS)
 
@@ -332,12 +334,17 @@ class PairRecorderNode(Node):
                 "pairs_with_mask": str(stats.pairs_with_mask),
                 "write_rate_hz": f"{self._rate.rate_hz():.2f}",
                 "megabytes_written": f"{stats.bytes_written / 1e6:.1f}",
+                "thermal_frames": str(stats.pairing.thermal_frames),
+                "rgb_frames": str(stats.pairing.rgb_frames),
                 "thermal_unmatched": str(stats.pairing.thermal_unmatched),
                 "rgb_unused": str(stats.pairing.rgb_unused),
                 "pairs_dropped": str(stats.pairs_dropped),
                 "max_skew_ms": f"{stats.pairing.max_skew_s * 1e3:.1f}",
             }
         level, message = self._health(recording)
+        if level == WARN:
+            # Also on the console: a recording that pairs nothing must not look fine until it ends.
+            self.get_logger().warning(message, throttle_duration_sec=BAD_FRAME_LOG_PERIOD_S)
         self._diagnostics_pub.publish(
             diagnostic_array(
                 self.get_clock().now().to_msg(),
@@ -362,6 +369,12 @@ class PairRecorderNode(Node):
         self._unmatched_at_last_report = stats.pairing.thermal_unmatched
         if dropped:
             return WARN, f"disk too slow: dropped {dropped} pairs"
+        if stats.pairing.thermal_frames >= NO_CAMERA_WARNING_FRAMES and not stats.pairing.rgb_frames:
+            return WARN, (
+                f"{stats.pairing.thermal_frames} thermal frames and not one {topics.CAMERA_IMAGE_RAW} "
+                "frame: is a camera publishing it? (rgb_camera:=true for a webcam, publish_rgb:=true "
+                "with source:=sim)"
+            )
         if unmatched:
             return WARN, f"{unmatched} thermal frames had no RGB frame within slop_s"
         if not stats.pairs_written:
