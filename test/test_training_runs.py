@@ -143,6 +143,24 @@ def test_a_run_leaves_logs_curves_samples_and_checkpoints(sim_dataset: Path, tmp
     assert [c.step for c in list_checkpoints(run / CHECKPOINTS_DIRECTORY)] == [4, 6]
 
 
+def test_records_average_the_steps_between_them_so_lazy_r1_is_logged(sim_dataset: Path, tmp_path: Path):
+    """R1 every 3rd D step and a record every 2nd step: the last step's values alone would show
+    R1 in only some records; each record's loss is the mean over its steps."""
+    lazy = replace(RESUME_PLAN.train, r1_interval=3)
+    every_step = replace(RESUME_PLAN, gan_steps=6, inversion_steps=0, train=lazy)
+    train_model(sim_dataset, tmp_path / "a", every_step, run_directory=tmp_path / "a.run", progress=False)
+    paired = replace(every_step, schedule=replace(every_step.schedule, log_every=2))
+    train_model(sim_dataset, tmp_path / "b", paired, run_directory=tmp_path / "b.run", progress=False)
+    steps = RunLog(tmp_path / "a.run").records()
+    records = RunLog(tmp_path / "b.run").records()
+    assert [r["step"] for r in records] == [2, 4, 6]
+    assert [("r1" in r) for r in steps] == [True, False, False, True, False, False]
+    assert [("r1" in r) for r in records] == [True, True, False]
+    for record, first, second in zip(records, steps[0::2], steps[1::2], strict=True):
+        assert record["d_loss"] == pytest.approx((first["d_loss"] + second["d_loss"]) / 2)
+    assert records[0]["r1"] == pytest.approx(steps[0]["r1"])
+
+
 def test_a_checkpoint_of_other_settings_or_data_is_refused(sim_dataset: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     paused = replace(RESUME_PLAN, schedule=replace(RESUME_PLAN.schedule, max_seconds=1e-9))

@@ -37,7 +37,7 @@ from thermal_synth.training.checkpoints import (
 from thermal_synth.training.data import DatasetMismatchError, PairTensors, load_pairs
 from thermal_synth.training.distillation import DistillationConfig, Teacher
 from thermal_synth.training.distributed import Workers, start_workers, stop_workers
-from thermal_synth.training.run_log import RunLog
+from thermal_synth.training.run_log import LossWindow, RunLog
 from thermal_synth.training.samples import SampleInputs, write_sample_grid
 from thermal_synth.training.trainer import SpadeSRTrainer, TrainConfig, bank_from_sessions
 
@@ -205,17 +205,19 @@ class _Run:
     ) -> bool:
         """Steps `done + 1 .. total` of a phase; False when the time budget ran out first."""
         schedule = self.plan.schedule
-        interval_start, interval_steps = time.monotonic(), 0
+        interval_start, interval_steps, window = time.monotonic(), 0, LossWindow()
         for phase_step in range(done + 1, total + 1):
             indices = torch.randint(len(self.pairs), (self.batch_size,), generator=self.order)
             losses = step_function(*self.pairs.batch(indices, self.trainer.device))
             self._check_finite(phase, losses)
+            window.add(losses)
             bar.update()
             interval_steps += 1
             if phase_step % schedule.log_every == 0 or phase_step == total:
                 rate = interval_steps / max(time.monotonic() - interval_start, 1e-9)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
-                self._log(phase, phase_step, losses, rate, time.monotonic() - self.started)
+                means = window.take()
+                bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
+                self._log(phase, phase_step, means, rate, time.monotonic() - self.started)
                 interval_start, interval_steps = time.monotonic(), 0
             if (
                 self.log is not None

@@ -1,4 +1,5 @@
-"""The metrics of a run: JSONL (one object per log step), CSV (for a spreadsheet) and a plot.
+"""The metrics of a run: JSONL (one object per log step, each loss averaged over the steps since
+the previous one), CSV (for a spreadsheet) and a plot.
 
 Both files are appended to as the run goes, so a run killed at any time leaves every logged
 step readable; a resumed run first drops the lines after the checkpoint it resumes from, so the
@@ -11,6 +12,7 @@ import csv
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,28 @@ PLOTTED = (
     ("inversion", ("e_loss", "e_l1")),
     ("distillation (L1 to the teacher)", ("g_distil", "e_distil")),
 )
+
+
+@dataclass
+class LossWindow:
+    """Each loss averaged over the steps since the last record. A loss computed only every few
+    steps (R1 every `r1_interval`) is then logged whatever `log_every` is, where the last step's
+    values alone would miss it in most or all records, and the curves are less noisy."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, losses: dict[str, float]) -> None:
+        for name, value in losses.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def take(self) -> dict[str, float]:
+        """The means of the window, which then starts again empty."""
+        means = {name: total / self.counts[name] for name, total in self.sums.items()}
+        self.sums.clear()
+        self.counts.clear()
+        return means
 
 
 class RunLog:
