@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--seconds",
         type=float,
-        help="ROS measurement length (driver 10 s, e2e 30 s, streams 10 s per stream count by default)",
+        help="ROS measurement length (driver 10 s, e2e 60 s, streams 10 s per stream count by default)",
     )
     bench_synth.add_model_option(parser)
     args = parser.parse_args(argv)
