@@ -48,11 +48,15 @@ def select_device(name: str = DEVICE_AUTO) -> torch.device:
     return device
 
 
+def check_precision(name: str) -> None:
+    if name != PRECISION_AUTO and name not in PRECISIONS:
+        raise ValueError(f"unknown precision {name!r}; use {PRECISION_AUTO}, {' or '.join(PRECISIONS)}")
+
+
 def select_precision(name: str, device: torch.device) -> str:
     """`auto` paints in bf16 where the device computes it natively and in fp32 elsewhere."""
+    check_precision(name)
     if name != PRECISION_AUTO:
-        if name not in PRECISIONS:
-            raise ValueError(f"unknown precision {name!r}; use {PRECISION_AUTO}, {' or '.join(PRECISIONS)}")
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"

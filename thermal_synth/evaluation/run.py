@@ -29,7 +29,14 @@ from thermal_synth.evaluation.metrics import (
 )
 from thermal_synth.evaluation.report import write_report
 from thermal_synth.evaluation.silhouettes import cross_fold_backgrounds, iou, segment_with, usable
-from thermal_synth.inference import DEVICE_AUTO, paint_codes, select_device, select_precision, to_uint8
+from thermal_synth.inference import (
+    DEVICE_AUTO,
+    check_precision,
+    paint_codes,
+    select_device,
+    select_precision,
+    to_uint8,
+)
 from thermal_synth.model.files import ModelBundle, load_trained_model
 from thermal_synth.output_dirs import check_output_dir, staged_directory
 from thermal_synth.shards import SPLITS, SessionRecord, ShardReader
@@ -69,7 +76,7 @@ class EvalConfig:
         if self.seed < 0:
             raise EvaluationError(f"seed must be >= 0, got {self.seed}")
         try:
-            select_precision(self.precision, torch.device("cpu"))
+            check_precision(self.precision)
         except ValueError as error:
             raise EvaluationError(str(error)) from None
 
