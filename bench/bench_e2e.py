@@ -29,8 +29,6 @@ import time
 
 import numpy as np
 import rclpy
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
@@ -38,7 +36,7 @@ from bench.common import machine_info, tail
 from thermal_msgs import topics
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
 from thermal_msgs.units import stamp_ns
-from thermal_synth.processes import use_private_domain
+from thermal_synth.processes import spin_for, spin_until, use_private_domain
 
 WINDOW_S = 60.0
 """A p99 over some 520 frames at 8.7 Hz (the fifth-worst): on two shared cores the few slowest
@@ -61,8 +59,8 @@ PLAYBACK_DELAY_NOTE = (
 class LatencyProbe:
     """Notes (stamp, receipt) of each painted frame and the stamps of the heatmaps it was fed."""
 
-    def __init__(self, context: Context) -> None:
-        self.node = Node("bench_e2e_probe", context=context)
+    def __init__(self) -> None:
+        self.node = Node("bench_e2e_probe")
         self.heatmap_stamps: set[int] = set()
         self.window_heatmaps: list[int] = []
         """Stamps of the heatmaps that arrived in the timed window, to count those never painted."""
@@ -97,13 +95,12 @@ def measure(single_process: bool, output_rate_hz: float, window_s: float) -> dic
     command = [sys.executable, "-m", "thermal_synth.cli", "conference"]
     command += [f"{name}:={value}" for name, value in arguments.items()]
     command += ["--single-process"] if single_process else []
-    context = Context()
-    rclpy.init(args=[], context=context)
+    rclpy.init(args=[])
+    probe = LatencyProbe()
     # A file, not a pipe: nobody reads the graph's log while it runs, and a full pipe would stall it.
     with tempfile.TemporaryFile("w+") as log:
         graph = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         try:
-            probe = LatencyProbe(context)
             _time_window(graph, probe, window_s)
         finally:
             graph.send_signal(signal.SIGINT)
@@ -112,7 +109,8 @@ def measure(single_process: bool, output_rate_hz: float, window_s: float) -> dic
             except subprocess.TimeoutExpired:
                 graph.kill()
                 code = graph.wait()
-            rclpy.try_shutdown(context=context)
+            probe.node.destroy_node()
+            rclpy.try_shutdown()
         if code:
             log.seek(0)
             raise RuntimeError(f"the conference graph exited with {code}:\n{log.read()[-2000:]}")
@@ -129,21 +127,13 @@ def measure(single_process: bool, output_rate_hz: float, window_s: float) -> dic
 
 
 def _time_window(graph: subprocess.Popen, probe: LatencyProbe, window_s: float) -> None:
-    """Spins the probe until the first painted frame, through the warm-up, then for `window_s`."""
-    executor = SingleThreadedExecutor(context=probe.node.context)
-    executor.add_node(probe.node)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not probe.ready():
-        if graph.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the conference graph painted nothing in {STARTUP_TIMEOUT_S:g} s")
-        executor.spin_once(timeout_sec=0.1)
+    """Spins the probe until the first painted frame, through the warm-up, then for `window_s`;
+    a graph that dies ends the spinning, and `measure` reports its exit."""
+    if not spin_until(probe.node, probe.ready, STARTUP_TIMEOUT_S, graph) and graph.poll() is None:
+        raise RuntimeError(f"the conference graph painted nothing in {STARTUP_TIMEOUT_S:g} s")
     for seconds in (WARMUP_S, window_s):
         probe.restart()
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.1)
-    executor.shutdown()
-    probe.node.destroy_node()
+        spin_for(probe.node, seconds, graph)
 
 
 def unpainted(probe: LatencyProbe) -> dict:
