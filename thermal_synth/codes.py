@@ -38,6 +38,7 @@ from thermal_synth.model.bank import (
     make_thumbnail,
 )
 from thermal_synth.model.files import ModelBundle, ModelFileError, load_trained_model
+from thermal_synth.shards import ShardFormatError, ShardReader, appearance_name
 
 PROG = "thermal-synth codes"
 EXIT_ERROR = 1
@@ -234,9 +235,12 @@ def _fit_to_model(rgb: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
 
 def encode_photos(bundle: ModelBundle, photos: Sequence[np.ndarray], device: str = "auto") -> np.ndarray:
     """The mean of the inversion encoder's codes: one appearance seen in several photos is one
-    code, and averaging cancels what differs between the photos (pose, framing)."""
+    code, and averaging cancels what differs between the photos (pose, framing). A spatial code
+    is a map of the photo, and a mean of maps of several poses is a blur: it is the first photo's."""
     if len(photos) == 0:
         raise CodesError("no photos to encode")
+    if bundle.config.spatial_code:
+        photos = photos[:1]
     codes = SynthesisEngine(bundle, device).encode(np.stack(photos))
     return codes.mean(axis=0).astype(np.float32)
 
@@ -275,6 +279,11 @@ def refine_code(
     """
     if steps < 0:
         raise CodesError(f"refine steps must be >= 0, got {steps}")
+    if bundle.config.spatial_code:
+        raise CodesError(
+            "this model's codes are maps read straight from the photo (spatial codes); there is "
+            "nothing to refine: add the photo without --refine"
+        )
     target = select_device(str(device))
     generator, z_dim = bundle.networks.generator, bundle.config.z_dim
     with _frozen_on(bundle, target), torch.enable_grad():
@@ -434,6 +443,22 @@ def add_parser(commands: argparse._SubParsersAction, name: str, help: str) -> No
     adding.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     adding.set_defaults(run=run_add)
 
+    sessions = actions.add_parser(
+        "add-sessions",
+        help="add one code per appearance of a recorded or simulated dataset's split",
+        description="Enrol the appearances of a shard dataset (`thermal-synth sim` or `dataset "
+        "build`): for each identity + outfit + room of the split, its first session's middle frame "
+        "is the photo, encoded exactly as `add` encodes a photo file. The packaged default model's "
+        "bank is made this way from the held-out identities of the simulated rig.",
+    )
+    sessions.add_argument("--model", type=Path, metavar="DIR", help=model_help)
+    sessions.add_argument("data", type=Path, metavar="DATASET", help="shard dataset directory")
+    sessions.add_argument("--split", default="heldout", help="train, test or heldout (default heldout)")
+    sessions.add_argument("--clear", action="store_true", help="remove every existing code first")
+    sessions.add_argument("--replace", action="store_true", help="overwrite codes of the same names")
+    sessions.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    sessions.set_defaults(run=run_add_sessions)
+
     removing = actions.add_parser("remove", help="remove a code")
     removing.add_argument("--model", type=Path, metavar="DIR", help=model_help)
     removing.add_argument("name", metavar="NAME")
@@ -445,7 +470,7 @@ def add_parser(commands: argparse._SubParsersAction, name: str, help: str) -> No
     renaming.add_argument("new", metavar="NEW")
     renaming.set_defaults(run=run_rename)
 
-    for each in (parser, listing, adding, removing, renaming):
+    for each in (parser, listing, adding, sessions, removing, renaming):
         use_one_line_errors(each)
 
 
@@ -502,7 +527,7 @@ def run_add(args: argparse.Namespace) -> None:
         raise CodesError(str(error)) from None
     name = check_name(args.name)
     bundle = _load(args.model)
-    if bundle.training.inversion_steps == 0:
+    if not bundle.training.encoder_trained:
         raise CodesError(
             f"{bundle.directory}: this model's inversion encoder was never trained (0 inversion "
             "steps), so it cannot turn photos into codes; train it with inversion steps"
@@ -513,18 +538,63 @@ def run_add(args: argparse.Namespace) -> None:
     photos = [load_photo(path, bundle.config.image_size) for path in args.photos]
     z = encode_photos(bundle, photos, device)
     source = ", ".join(path.name for path in args.photos)
+    if bundle.config.spatial_code and len(photos) > 1:
+        source = args.photos[0].name
+        print(f"this model reads its code as a map from one photo: using {source}, the first")
     if args.refine or args.refine_steps is not None:
         steps = args.refine_steps or DEFAULT_REFINE_STEPS
         result = refine_code(bundle, photos, z, steps, device, progress=sys.stderr.isatty())
         z, source = result.z, f"{source} (refined {steps} steps)"
         print(f"reconstruction L1 (0..1 pixels): {result.l1_before:.4f} -> {result.l1_after:.4f}")
-    else:
+    elif not bundle.config.spatial_code:
         print(f"reconstruction L1 (0..1 pixels): {reconstruction_l1(bundle, photos, z, device):.4f}")
     bundle.bank.add(LatentCode(name, z, make_thumbnail(photos[0]), source), replace=args.replace)
     bundle.bank.save(bundle.bank_path)
     print(
         f"{'replaced' if replacing else 'added'} code {name!r} from {len(photos)} photo(s) "
         f"(|z| = {float(np.linalg.norm(z)):.2f}); the bank now holds {len(bundle.bank)} codes"
+    )
+
+
+def session_photos(data: Path, split: str) -> list[tuple[str, np.ndarray, str]]:
+    """(appearance name, photo, source) for each appearance of a dataset split, in session order."""
+    try:
+        reader = ShardReader(data)
+        arrays = reader.load_split(split, ["rgb", "session"])
+    except (ShardFormatError, ValueError, OSError) as error:
+        raise CodesError(f"{data}: {error}") from None
+    photos: dict[str, tuple[np.ndarray, str]] = {}
+    for session_index in np.unique(arrays["session"]):
+        name = appearance_name(reader.sessions[session_index])
+        rows = np.flatnonzero(arrays["session"] == session_index)
+        if name not in photos:
+            middle = rows[rows.size // 2]
+            photos[name] = (arrays["rgb"][middle], f"{data.name} {split} session {session_index}")
+    if not photos:
+        raise CodesError(f"{data}: the {split} split holds no frames")
+    return [(name, photo, source) for name, (photo, source) in photos.items()]
+
+
+@_guarded
+def run_add_sessions(args: argparse.Namespace) -> None:
+    try:
+        device = str(select_device(args.device))
+    except ValueError as error:
+        raise CodesError(str(error)) from None
+    bundle = _load(args.model)
+    if not bundle.training.encoder_trained:
+        raise CodesError(f"{bundle.directory}: this model's encoder was never trained")
+    entries = session_photos(args.data, args.split)
+    if args.clear:
+        for name in bundle.bank.names():
+            bundle.bank.remove(name)
+    for name, frame, source in entries:
+        photo = _fit_to_model(frame, bundle.config.image_size)
+        z = encode_photos(bundle, [photo], device)
+        bundle.bank.add(LatentCode(name, z, make_thumbnail(photo), source), replace=args.replace)
+    bundle.bank.save(bundle.bank_path)
+    print(
+        f"added {len(entries)} codes from {args.data} ({args.split}); the bank now holds {len(bundle.bank)}"
     )
 
 

@@ -18,6 +18,9 @@ FONT = cv2.FONT_HERSHEY_PLAIN
 FONT_SCALE = 0.9
 LINE_HEIGHT = 13
 PADDING = 4
+JPEG_QUALITY = 95
+"""For sheets of many photographs, where PNG takes megabytes: high enough that a model's artefacts,
+which the sheets are there to show, are not lost among the compression's own."""
 WHITE = (255, 255, 255)
 BLACK = (0, 0, 0)
 
@@ -92,6 +95,13 @@ def encode_png(rgb: np.ndarray) -> bytes:
     if not ok:
         raise ValueError("could not encode the image as PNG")
     return png.tobytes()
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("could not encode the image as JPEG")
+    return jpeg.tobytes()
 
 
 def check_png_path(path: Path) -> None:

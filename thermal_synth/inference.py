@@ -143,12 +143,21 @@ def slerp(start: np.ndarray, end: np.ndarray, fraction: float) -> np.ndarray:
     return (math.sin((1.0 - fraction) * angle) * start + math.sin(fraction * angle) * end) / math.sin(angle)
 
 
+def blend_codes(start: np.ndarray, end: np.ndarray, fraction: float, *, spherical: bool) -> np.ndarray:
+    """Spherical for Gaussian vector codes (see `slerp`); linear for spatial codes, which are maps
+    bounded to [-1, 1]: the arc would push a blend of two maps outside the range G was trained on,
+    while the straight line is a cross-fade of two appearances that stays inside it."""
+    if spherical:
+        return slerp(start, end, fraction)
+    return (1.0 - fraction) * start + fraction * end
+
+
 @dataclass
 class AppearanceTransition:
-    """The current appearance as a function of time: a smooth (smoothstep) slerp towards the target.
+    """The current appearance as a function of time: a smooth (smoothstep) blend towards the target.
 
     A new target mid-transition starts from wherever the blend is at that moment, so the picture
-    never jumps.
+    never jumps. `spherical` picks the blend (`blend_codes`): False for spatial-code models.
     """
 
     target_name: str
@@ -156,6 +165,7 @@ class AppearanceTransition:
     start_z: np.ndarray | None = None
     started_s: float = 0.0
     duration_s: float = 0.0
+    spherical: bool = True
 
     def switch(self, name: str, z: np.ndarray, now_s: float, duration_s: float) -> None:
         current = self.z_at(now_s)
@@ -177,7 +187,7 @@ class AppearanceTransition:
         fraction = self.fraction_at(now_s)
         if fraction >= 1.0 or self.start_z is None:
             return self.target_z
-        return slerp(self.start_z, self.target_z, fraction).astype(np.float32)
+        return blend_codes(self.start_z, self.target_z, fraction, spherical=self.spherical).astype(np.float32)
 
 
 class SynthesisEngine:

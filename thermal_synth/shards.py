@@ -97,6 +97,12 @@ class SessionRecord:
             raise ValueError(f"session {self.name!r}: split must be one of {SPLITS}, got {self.split!r}")
 
 
+def appearance_name(session: SessionRecord) -> str:
+    """identity-outfit-scene as a latent-bank code name: one appearance a user may pick."""
+    raw = f"{session.identity}-{session.outfit}-{session.scene}".lower()
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)[:64]
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     dtype: str

@@ -168,7 +168,9 @@ class Appearances:
         self._held: dict[str, Tensor] = {}
         for stream, name in initial.items():
             code = self.bank.get(name)
-            self._transitions[stream] = AppearanceTransition(code.name, code.z)
+            self._transitions[stream] = AppearanceTransition(
+                code.name, code.z, spherical=not engine.bundle.config.spatial_code
+            )
 
     @property
     def bank(self) -> LatentBank:

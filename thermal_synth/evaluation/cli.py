@@ -30,8 +30,9 @@ def add_parser(commands, name: str, help: str) -> None:
         description=(
             "Measure a trained model on one split of a shard dataset: FID of random samples and of "
             "reconstructions against the real frames, reconstruction MAE, silhouette IoU against "
-            "the true person masks, and how well a code keeps its appearance across poses. Writes "
-            "report.md, metrics.json and figures into a new directory."
+            "the true person masks, how well a code keeps its appearance across poses, and the "
+            "product path: each session painted from a code of its first frame, against pasting that "
+            "photo. Writes report.md, metrics.json and figures into a new directory."
         ),
     )
     parser.add_argument("--model", default="", help="model directory (default: the packaged default model)")

@@ -1,4 +1,4 @@
-"""The evaluation's pictures: samples, the disentanglement grid and the silhouettes.
+"""The evaluation's pictures: samples, the disentanglement grid, the silhouettes and the product path.
 
 Tiles are shown at twice the model's resolution with nearest-neighbour enlargement: a 96x128
 frame is too small to judge on a screen, and smoothing would hide exactly the artefacts a
@@ -18,6 +18,7 @@ SAMPLE_COLUMNS = 8
 SILHOUETTE_ROWS = 6
 EMPTY_SHEET_WIDTH = 480
 NO_MASKS = "no person masks in this dataset: nothing to compare with"
+NO_PRODUCT_PATH = "no session of this split has a frame besides its photo"
 BOTH, MISSED, EXTRA = (255, 255, 255), (230, 40, 40), (60, 120, 255)
 """Overlay colours: true and segmented, true only (the person is missing), segmented only."""
 
@@ -38,7 +39,7 @@ def samples_sheet(evaluation: Evaluation) -> np.ndarray:
         captions.append(["G(h, I(x)) reconstruction", f"MAE {evaluation.sample_mae[index]:.4f}"])
     for index in chosen:
         tiles.append(enlarge(evaluation.samples[index]))
-        captions.append(["G(h, z) random z", f"same heatmap as #{index}"])
+        captions.append(["G(h, z)", f"same heatmap as #{index}"])
     return captioned_grid(tiles, captions, columns=len(chosen), caption_lines=2)
 
 
@@ -112,3 +113,47 @@ def overlay(truth: np.ndarray, segmented: np.ndarray) -> np.ndarray:
 
 def _iou(predicted: np.ndarray, truth: np.ndarray) -> float:
     return float(iou(predicted[None], truth[None])[0])
+
+
+def product_path_sheet(evaluation: Evaluation) -> np.ndarray:
+    """Per session two rows: its photo then some of its real frames, and below each real frame the
+    same frame painted from the photo's code. A working product keeps the photo's person and room
+    and follows the real row's poses; a row that looks like the photo pasted has learnt nothing
+    of the heatmap."""
+    shown = evaluation.product_path
+    if not shown.session_labels:
+        return captioned_grid(
+            [], [], columns=1, caption_lines=2, min_cell_width=EMPTY_SHEET_WIDTH, empty_text=NO_PRODUCT_PATH
+        )
+    columns = 1 + max(len(frames) for frames in shown.real)
+    blank = np.full_like(enlarge(shown.photos[0]), 255)
+    tiles: list[np.ndarray] = []
+    captions: list[list[str]] = []
+    sessions = zip(
+        shown.session_labels, shown.photos, shown.positions, shown.real, shown.painted, strict=True
+    )
+    for label, photo, positions, real, painted in sessions:
+        tiles.append(enlarge(photo))
+        captions.append(["photo (frame 0): the code", label])
+        for position, frame in zip(positions, real, strict=True):
+            tiles.append(enlarge(frame))
+            captions.append([f"real frame +{position}", f"photo pasted: MAE {_mae(photo, frame):.4f}"])
+        _fill_row(tiles, captions, columns, blank)
+        tiles.append(blank)
+        captions.append(["this row: painted", "with the photo's code"])
+        for position, frame, truth in zip(positions, painted, real, strict=True):
+            tiles.append(enlarge(frame))
+            captions.append([f"painted frame +{position}", f"MAE {_mae(frame, truth):.4f}"])
+        _fill_row(tiles, captions, columns, blank)
+    return captioned_grid(tiles, captions, columns=columns, caption_lines=2)
+
+
+def _fill_row(tiles: list[np.ndarray], captions: list[list[str]], columns: int, blank: np.ndarray) -> None:
+    """Blank cells up to the end of the row, so a session with few frames does not shift the next."""
+    while len(tiles) % columns:
+        tiles.append(blank)
+        captions.append([])
+
+
+def _mae(image: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.abs(image.astype(np.int16) - truth).mean()) / 255.0

@@ -8,10 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from thermal_synth.contact_sheet import encode_png
-from thermal_synth.evaluation.figures import disentanglement_sheet, samples_sheet, silhouettes_sheet
+from thermal_synth.contact_sheet import encode_jpeg, encode_png
+from thermal_synth.evaluation.figures import (
+    disentanglement_sheet,
+    product_path_sheet,
+    samples_sheet,
+    silhouettes_sheet,
+)
 from thermal_synth.evaluation.metrics import TARGETS, Evaluation
 from thermal_synth.json_files import write_text_atomic
+from thermal_synth.model.files import TrainingRecord
 
 REPORT_FILE = "report.md"
 METRICS_FILE = "metrics.json"
@@ -19,7 +25,11 @@ FIGURES = {
     "samples.png": samples_sheet,
     "disentanglement.png": disentanglement_sheet,
     "silhouettes.png": silhouettes_sheet,
+    "product_path.jpg": product_path_sheet,
 }
+ENCODERS = {".png": encode_png, ".jpg": encode_jpeg}
+PRODUCT_PATH_PREFIX = "product_path."
+"""Of the `unavailable` keys about the product path, which the report notes in its own section."""
 
 
 @dataclass(frozen=True)
@@ -41,11 +51,15 @@ ROWS = (
 )
 
 
+def number_text(value: float | None, decimals: int) -> str:
+    return "n/a" if value is None else f"{value:.{decimals}f}"
+
+
 def value_text(metrics: Mapping[str, Any], row: Row) -> str:
     value = metrics.get(row.key)
     if value is None:
         return "n/a"
-    text = f"{value:.{row.decimals}f}"
+    text = number_text(value, row.decimals)
     if row.key == "appearance_retention" and metrics.get("appearance_retention_chance") is not None:
         text += f" (chance {metrics['appearance_retention_chance']:.2f})"
     return text
@@ -60,13 +74,17 @@ def target_texts(metrics: Mapping[str, Any], key: str) -> tuple[str, str]:
     return f"{operator} {bound}", "n/a" if met is None else ("yes" if met else "no")
 
 
+def steps_text(training: Mapping[str, Any]) -> str:
+    return TrainingRecord.from_json(training).steps_text()
+
+
 def format_summary(metrics: Mapping[str, Any], out: Path) -> str:
     """The table `thermal-synth eval` prints: what was measured, each number, its target."""
     training = metrics["model_training"]
     lines = [
         f"wrote {out}: {metrics['n_samples']} of {metrics['split_size']} {metrics['split']} pairs of "
-        f"{metrics['dataset']}, model {metrics['model']} ({training['gan_steps']} GAN + "
-        f"{training['inversion_steps']} inversion steps), painted in {metrics['precision']} on "
+        f"{metrics['dataset']}, model {metrics['model']} ({steps_text(training)}), "
+        f"painted in {metrics['precision']} on "
         f"{metrics['device']}, {metrics['timings_s']['total_s']:.1f} s",
     ]
     width = max(len(row.label) for row in ROWS)
@@ -74,13 +92,46 @@ def format_summary(metrics: Mapping[str, Any], out: Path) -> str:
     for row in ROWS:
         target, met = target_texts(metrics, row.key)
         lines.append(f"{row.label:<{width}}  {value_text(metrics, row):>18}  {target:>8}  {met}".rstrip())
+    lines.append(product_path_summary(metrics["product_path"]))
     return "\n".join(lines)
 
 
+def product_path_summary(section: Mapping[str, Any]) -> str:
+    """One line: the model against pasting the photo, in the numbers a user would notice."""
+    return (
+        f"product path ({section['frames']} frames of {section['sessions']} sessions painted from each "
+        f"session's first frame): MAE {number_text(section['product_mae'], 4)} (still photo "
+        f"{number_text(section['still_photo_mae'], 4)}), pose gain {number_text(section['pose_gain'], 3)}, "
+        f"motion gain {number_text(section['motion_gain'], 3)}, flicker ratio "
+        f"{number_text(section['flicker_ratio'], 2)}"
+    )
+
+
+def product_path_table(section: Mapping[str, Any]) -> list[str]:
+    """The model beside the still photo pasted for every frame and the real video itself (the
+    ceiling); the baselines' gains and flicker follow from their definitions."""
+
+    def text(key: str, decimals: int) -> str:
+        return number_text(section[key], decimals)
+
+    return [
+        "| product path | painted by the model | still photo | real video |",
+        "|---|---:|---:|---:|",
+        f"| whole-frame MAE on [0, 1] | {text('product_mae', 4)} | {text('still_photo_mae', 4)} | 0 |",
+        f"| person MAE (inside the true mask) | {text('person_mae', 4)} | "
+        f"{text('still_photo_person_mae', 4)} | 0 |",
+        f"| pose gain | {text('pose_gain', 3)} | 0 | 1 |",
+        f"| motion gain | {text('motion_gain', 3)} | 0 | 1 |",
+        f"| flicker: mean change between consecutive frames | {text('flicker_painted', 4)} | 0 | "
+        f"{text('flicker_real', 4)} |",
+        f"| flicker ratio to the real video | {text('flicker_ratio', 2)} | 0 | 1 |",
+    ]
+
+
 def write_report(evaluation: Evaluation, directory: Path) -> None:
-    """report.md, metrics.json and the PNGs into `directory`."""
+    """report.md, metrics.json and the figures into `directory`."""
     for name, draw in FIGURES.items():
-        (directory / name).write_bytes(encode_png(draw(evaluation)))
+        (directory / name).write_bytes(ENCODERS[Path(name).suffix](draw(evaluation)))
     write_text_atomic(
         directory / METRICS_FILE, json.dumps(evaluation.metrics, indent=2, allow_nan=False) + "\n"
     )
@@ -93,7 +144,12 @@ def markdown(metrics: Mapping[str, Any]) -> str:
     for row in ROWS:
         target, met = target_texts(metrics, row.key)
         table.append(f"| {row.label} | {value_text(metrics, row)} | {target} | {met} |")
-    notes = [f"- `{key}` is n/a: {reason}." for key, reason in metrics["unavailable"].items()]
+    notes, product_notes = [], []
+    for key, reason in metrics["unavailable"].items():
+        (product_notes if key.startswith(PRODUCT_PATH_PREFIX) else notes).append(
+            f"- `{key}` is n/a: {reason}."
+        )
+    product_path = metrics["product_path"]
     timings = ", ".join(
         f"{name.removesuffix('_s')} {seconds:.1f} s" for name, seconds in metrics["timings_s"].items()
     )
@@ -101,8 +157,8 @@ def markdown(metrics: Mapping[str, Any]) -> str:
         [
             "# SPADE-SR evaluation",
             "",
-            f"- **Model**: `{metrics['model']}` ({training['gan_steps']} GAN + {training['inversion_steps']} "
-            f"inversion steps, trained on `{training['dataset'] or 'unknown'}`)",
+            f"- **Model**: `{metrics['model']}` ({steps_text(training)}, "
+            f"trained on `{training['dataset'] or 'unknown'}`)",
             f"- **Data**: `{metrics['dataset']}`, split `{metrics['split']}`: {metrics['n_samples']} of "
             f"{metrics['split_size']} pairs (evenly spread), seed {metrics['seed']}, "
             f"device {metrics['device']}, {metrics['precision']}",
@@ -111,7 +167,8 @@ def markdown(metrics: Mapping[str, Any]) -> str:
             *table,
             "",
             "FID uses the TF-Inception network (2048-d pool features) on the real frames of the split "
-            "and on G(h, z) with z ~ N(0, I) for the same heatmaps; the paper's 9.6 was computed on "
+            f"and on G(h, z) with {metrics.get('sample_codes', 'z ~ N(0, I)')} for the same heatmaps; "
+            "the paper's 9.6 was computed on "
             "training images, so a held-out split is the harder test. The MAE target is the reference "
             "code's 0.02733, rounded down. The silhouette IoU compares the true person mask with the "
             "person segmented from G(h, I(x)) by subtracting the session's empty room, estimated from "
@@ -120,9 +177,33 @@ def markdown(metrics: Mapping[str, Any]) -> str:
             "true mask compared with every code's source colour (RGB distance on [0, 1]).",
             *(["", *notes] if notes else []),
             "",
+            "## Product path",
+            "",
+            "What a user gets: each session's first frame of the split stands for their photo, turned "
+            "into a code by the inversion encoder as `thermal-synth codes add` does, and every other "
+            "frame of the session is painted from its own heatmap with that code, as the synthesis node "
+            f"paints it ({metrics['precision']}). The baseline pastes the photo for every frame. "
+            f"{product_path['frames']} painted frames of {product_path['sessions']} sessions (the whole "
+            "split, not the subset above); errors are pooled over all their pixels.",
+            "",
+            *product_path_table(product_path),
+            "",
+            "Pose gain = 1 - person MAE / still-photo person MAE: it is high only if the painted person is "
+            "both sharp and in the right place (0: no better than pasting the photo, below 0: worse). "
+            "Motion gain is the same ratio counted only on the pixels the person entered or left since "
+            "the photo (true mask XOR the photo's mask), where a still photo is wrong by construction. "
+            "Flicker is the mean absolute change between consecutive frames of a session on [0, 1].",
+            *(["", *product_notes] if product_notes else []),
+            "",
+            "Per session: the photo and some of its real frames, below them the same frames painted "
+            "from the photo's code (captions: MAE of the painting, and of the photo pasted instead).",
+            "",
+            "![product path](product_path.jpg)",
+            "",
             "## Samples",
             "",
-            "Rows: real frames, reconstructions G(h, I(x)), random samples G(h, z) with the same heatmaps.",
+            "Rows: real frames, reconstructions G(h, I(x)), samples G(h, z) with the same heatmaps "
+            f"({metrics.get('sample_codes', 'z ~ N(0, I)')}).",
             "",
             "![samples](samples.png)",
             "",

@@ -8,6 +8,7 @@ the trainer, the release script and the command line evaluate the same way.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,13 @@ from thermal_synth.evaluation.metrics import (
     TARGETS,
     Disentanglement,
     Evaluation,
+    ProductPath,
+    ProductPathFrames,
     appearance_retention,
     evenly_spread,
     finite_or_none,
     mean_person_colour,
+    product_path_metrics,
     target_met,
 )
 from thermal_synth.evaluation.report import write_report
@@ -35,6 +39,7 @@ from thermal_synth.inference import (
     paint_codes,
     select_device,
     select_precision,
+    to_tensor_images,
     to_uint8,
 )
 from thermal_synth.model.files import ModelBundle, load_trained_model
@@ -47,6 +52,12 @@ FORMAT_NAME = "thermal_synth.evaluation"
 FORMAT_VERSION = 1
 MAX_GRID_CODES = 4
 MAX_GRID_HEATMAPS = 6
+PRIOR_SAMPLE_CODES = "z ~ N(0, I)"
+SPATIAL_SAMPLE_CODES = "z = the code of another session's photo"
+"""What G(h, z) paints: a spatial-code model has no prior to draw codes from."""
+MAX_PRODUCT_PATH_SESSIONS = 4
+PRODUCT_PATH_FRAMES = 5
+"""Frames of a session the product-path figure shows beside its photo."""
 
 
 class EvaluationError(ValueError):
@@ -134,9 +145,17 @@ def measure(
         bundle, pairs, raw, disentanglement_inputs, device=device, precision=precision
     )
     timings["generate_s"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    product_path, product_frames = _product_path(
+        bundle, pairs, raw, reader.sessions, config, device=device, precision=precision, progress=progress
+    )
+    timings["product_path_s"] = time.perf_counter() - clock
     real = raw["rgb"][rows]
     labels = [session_label(reader.sessions[s]) for s in pairs.sessions[rows]]
-    evaluation = Evaluation({}, real, reconstructions, samples, sample_mae, labels, disentanglement)
+    evaluation = Evaluation(
+        {}, real, reconstructions, samples, sample_mae, labels, disentanglement, product_frames
+    )
 
     clock = time.perf_counter()
     fids = _fids(evaluation, features, progress=progress) if config.fid and features is not None else {}
@@ -155,6 +174,7 @@ def measure(
         )
     timings["silhouettes_s"] = time.perf_counter() - clock
     timings["total_s"] = sum(timings.values())
+    unavailable |= {f"product_path.{name}": reason for name, reason in product_path.unavailable.items()}
 
     metrics = {
         "format": FORMAT_NAME,
@@ -175,8 +195,10 @@ def measure(
         "mae": finite_or_none(float(sample_mae.mean())),
         "fid": fids.get("fid"),
         "fid_reconstruction": fids.get("fid_reconstruction"),
+        "sample_codes": SPATIAL_SAMPLE_CODES if bundle.config.spatial_code else PRIOR_SAMPLE_CODES,
         **silhouettes,
         **_appearance_metrics(disentanglement, has_masks, unavailable),
+        "product_path": product_path.values(),
         "unavailable": unavailable,
         "timings_s": {name: round(seconds, 3) for name, seconds in timings.items()},
     }
@@ -220,10 +242,16 @@ def _generate(
     """G(h, I(x)), G(h, z) and the per-frame MAE on [0, 1] of the first against x.
 
     The codes z are drawn on the CPU in one go, so the samples do not depend on the batch size
-    or the device.
+    or the device. A spatial-code model has no prior to draw from: its z is the code of another
+    session's photo, so the samples are bank entries painted in a stranger's pose.
     """
     generator, encoder = bundle.networks.generator, bundle.networks.encoder
-    codes = torch.randn(len(rows), bundle.config.z_dim, generator=torch.Generator().manual_seed(config.seed))
+    if bundle.config.spatial_code:
+        codes = _foreign_photo_codes(encoder, pairs, rows, device)
+    else:
+        codes = torch.randn(
+            len(rows), bundle.config.z_dim, generator=torch.Generator().manual_seed(config.seed)
+        )
     reconstructions, samples, errors = [], [], []
     starts = range(0, len(rows), config.batch_size)
     for start in tqdm(starts, desc="generate", unit="batch", disable=not progress):
@@ -235,6 +263,76 @@ def _generate(
         batch_codes = codes[start : start + config.batch_size].to(device)
         samples.append(to_uint8(paint_codes(generator, batch_codes, heatmaps, precision)))
     return np.concatenate(reconstructions), np.concatenate(samples), np.concatenate(errors)
+
+
+def _foreign_photo_codes(
+    encoder: torch.nn.Module, pairs: PairTensors, rows: np.ndarray, device: torch.device
+) -> torch.Tensor:
+    """For each row, the code of the first frame of the next session in the split (cyclically)."""
+    session_ids, first_rows = np.unique(pairs.sessions, return_index=True)
+    position = np.searchsorted(session_ids, pairs.sessions[rows])
+    photos = pairs.images[torch.from_numpy(first_rows[(position + 1) % len(session_ids)])]
+    return torch.cat([encoder(photos[start : start + 64].to(device)) for start in range(0, len(photos), 64)])
+
+
+@torch.inference_mode()
+def _product_path(
+    bundle: ModelBundle,
+    pairs: PairTensors,
+    raw: dict[str, np.ndarray],
+    sessions: Sequence[SessionRecord],
+    config: EvalConfig,
+    *,
+    device: torch.device,
+    precision: str,
+    progress: bool,
+) -> tuple[ProductPath, ProductPathFrames]:
+    """What a user gets: each session's first frame of the split is their photo, turned into a code
+    by the inversion encoder as `thermal-synth codes add` does (`SynthesisEngine.encode`: the
+    encoder on the uint8 photo, in fp32), and every other frame of the session is painted from its
+    heatmap with that code as the synthesis node paints it (`paint_codes`).
+
+    Every frame of the split, not the --max-samples subset: flicker needs consecutive frames, and
+    one painting per frame costs a fraction of the Inception pass.
+    """
+    generator, encoder = bundle.networks.generator, bundle.networks.encoder
+    session_ids, photo_rows = np.unique(pairs.sessions, return_index=True)
+    painted_rows = np.setdiff1d(np.arange(len(pairs)), photo_rows)  # sorted: the split's order
+    photo_of = np.searchsorted(session_ids, pairs.sessions[painted_rows])
+    photos = raw["rgb"][photo_rows]
+    codes = torch.cat(
+        [
+            encoder(to_tensor_images(photos[start : start + config.batch_size], device))
+            for start in range(0, len(photos), config.batch_size)
+        ]
+    )
+    painted = np.empty((len(painted_rows), *photos.shape[1:]), np.uint8)
+    starts = range(0, len(painted_rows), config.batch_size)
+    for start in tqdm(starts, desc="product path", unit="batch", disable=not progress):
+        batch = slice(start, start + config.batch_size)
+        heatmaps = pairs.heatmaps[torch.from_numpy(painted_rows[batch])].to(device)
+        batch_codes = codes[torch.from_numpy(photo_of[batch]).to(device)]
+        painted[batch] = to_uint8(paint_codes(generator, batch_codes, heatmaps, precision))
+    masks = raw.get("person_mask")
+    metrics = product_path_metrics(
+        photos,
+        raw["rgb"][painted_rows],
+        painted,
+        photo_of,
+        masks=None if masks is None else masks[painted_rows],
+        photo_masks=None if masks is None else masks[photo_rows],
+    )
+    with_frames = np.unique(photo_of)
+    shown = with_frames[evenly_spread(len(with_frames), MAX_PRODUCT_PATH_SESSIONS)]
+    positions, real, painted_shown = [], [], []
+    for session in shown:
+        frames = np.flatnonzero(photo_of == session)
+        chosen = evenly_spread(len(frames), PRODUCT_PATH_FRAMES)
+        positions.append(chosen + 1)
+        real.append(raw["rgb"][painted_rows[frames[chosen]]])
+        painted_shown.append(painted[frames[chosen]])
+    labels = [session_label(sessions[session_ids[session]]) for session in shown]
+    return metrics, ProductPathFrames(labels, photos[shown], positions, real, painted_shown)
 
 
 def _fids(evaluation: Evaluation, features: InceptionFeatures, *, progress: bool) -> dict[str, float | None]:

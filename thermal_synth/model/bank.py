@@ -31,6 +31,9 @@ MAX_THUMBNAIL_BYTES = 64 << 10
 THUMBNAIL_SHAPE = (48, 64)
 """(rows, cols): half the model image size of the default config, enough to recognise an outfit."""
 MAX_THUMBNAIL_SIDE = 256
+LIST_Z_DIM = 1024
+"""Codes up to this size are stored as a JSON list of numbers (readable); larger ones (spatial
+codes, a map per appearance) as base64 of little-endian float32, a quarter of the bytes."""
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 NAME_RULE = "1-64 characters from letters, digits, '_', '.', '-', starting with a letter or digit"
 
@@ -135,7 +138,7 @@ class LatentBank:
             "codes": [
                 {
                     "name": code.name,
-                    "z": [float(v) for v in code.z],
+                    **_z_to_json(code.z),
                     "source": code.source,
                     "thumbnail_png": None if code.thumbnail is None else _encode_png(code.thumbnail),
                 }
@@ -175,9 +178,24 @@ def make_thumbnail(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(rgb, (cols, rows), interpolation=cv2.INTER_AREA)
 
 
-def _code_from_json(entry: Any, z_dim: int, where: str) -> LatentCode:
-    if not isinstance(entry, dict):
-        raise LatentBankError(f"{where}: must be an object")
+def _z_to_json(z: np.ndarray) -> dict[str, Any]:
+    if z.size <= LIST_Z_DIM:
+        return {"z": [float(v) for v in z]}
+    return {"z_float32_base64": base64.b64encode(z.astype("<f4").tobytes()).decode("ascii")}
+
+
+def _z_from_json(entry: dict, z_dim: int, where: str) -> np.ndarray:
+    if "z_float32_base64" in entry:
+        text = entry["z_float32_base64"]
+        if not isinstance(text, str) or len(text) != 4 * math.ceil(4 * z_dim / 3):
+            raise LatentBankError(f"{where}: 'z_float32_base64' must encode {z_dim} float32 numbers")
+        try:
+            z = np.frombuffer(base64.b64decode(text, validate=True), dtype="<f4").astype(np.float32)
+        except (binascii.Error, ValueError):
+            raise LatentBankError(f"{where}: 'z_float32_base64' is not valid base64") from None
+        if z.shape != (z_dim,) or not np.all(np.isfinite(z)):
+            raise LatentBankError(f"{where}: 'z_float32_base64' must encode {z_dim} finite float32 numbers")
+        return z
     z = entry.get("z")
     if (
         not isinstance(z, list)
@@ -185,6 +203,13 @@ def _code_from_json(entry: Any, z_dim: int, where: str) -> LatentCode:
         or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in z)
     ):
         raise LatentBankError(f"{where}: 'z' must be a list of {z_dim} finite numbers")
+    return np.asarray(z, dtype=np.float32)
+
+
+def _code_from_json(entry: Any, z_dim: int, where: str) -> LatentCode:
+    if not isinstance(entry, dict):
+        raise LatentBankError(f"{where}: must be an object")
+    z = _z_from_json(entry, z_dim, where)
     source = entry.get("source", "")
     if not isinstance(source, str):
         raise LatentBankError(f"{where}: 'source' must be a string")
@@ -192,7 +217,7 @@ def _code_from_json(entry: Any, z_dim: int, where: str) -> LatentCode:
     try:
         return LatentCode(
             check_name(entry.get("name")),
-            np.asarray(z, dtype=np.float32),
+            z,
             None if thumbnail is None else _decode_png(thumbnail),
             source,
         )

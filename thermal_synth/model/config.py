@@ -15,6 +15,8 @@ MAX_HEATMAP_CELLS = 24 * 32
 """Matches the driver's largest privacy grid: anything bigger is not a privacy-safe heatmap."""
 MAX_CHANNELS = 1024
 MAX_Z_DIM = 1024
+"""For vector codes; a spatial code's size follows from its map (see `code_channels`)."""
+MAX_CODE_CHANNELS = 16
 
 
 class ModelConfigError(ValueError):
@@ -38,6 +40,11 @@ class ModelConfig:
     generator_channels: tuple[int, ...] = (512, 512, 256, 128)
     discriminator_channels: tuple[int, ...] = (128, 256, 512)
     encoder_channels: tuple[int, ...] = (64, 128, 256, 512)
+    code_channels: int = 0
+    """0: the appearance is one vector of z_dim numbers (the reference design). N > 0: it is a map
+    of N channels at half the image resolution, flattened into z (z_dim = N x its cells), which the
+    photo's encoder fills and the generator warps to the live pose: one vector cannot carry a
+    person's detail (stripes, glasses), a map can (docs/training.md)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heatmap_size", _int_tuple("heatmap_size", self.heatmap_size))
@@ -55,7 +62,18 @@ class ModelConfig:
             or self.upsampling & (self.upsampling - 1)
         ):
             raise ModelConfigError(f"upsampling must be a power of two >= 2, got {self.upsampling!r}")
-        if not isinstance(self.z_dim, int) or not 1 <= self.z_dim <= MAX_Z_DIM:
+        if not isinstance(self.code_channels, int) or not 0 <= self.code_channels <= MAX_CODE_CHANNELS:
+            raise ModelConfigError(
+                f"code_channels must be an integer in 0..{MAX_CODE_CHANNELS}, got {self.code_channels!r}"
+            )
+        if self.spatial_code:
+            if self.z_dim != self.spatial_z_dim(self.code_channels):
+                raise ModelConfigError(
+                    f"z_dim must be code_channels x code grid = {self.code_channels} x "
+                    f"{self.code_grid[0]} x {self.code_grid[1]} = "
+                    f"{self.spatial_z_dim(self.code_channels)}, got {self.z_dim!r}"
+                )
+        elif not isinstance(self.z_dim, int) or not 1 <= self.z_dim <= MAX_Z_DIM:
             raise ModelConfigError(f"z_dim must be an integer in 1..{MAX_Z_DIM}, got {self.z_dim!r}")
         _check_width("thermal_channels", self.thermal_channels)
         stages = self.up_stages
@@ -81,6 +99,20 @@ class ModelConfig:
         rows, cols = self.heatmap_size
         return rows * self.upsampling, cols * self.upsampling
 
+    @property
+    def spatial_code(self) -> bool:
+        return self.code_channels > 0
+
+    @property
+    def code_grid(self) -> tuple[int, int]:
+        """(rows, cols) of a spatial code: half the image, where a person's texture still shows."""
+        rows, cols = self.image_size
+        return rows // 2, cols // 2
+
+    def spatial_z_dim(self, code_channels: int) -> int:
+        rows, cols = self.code_grid
+        return code_channels * rows * cols
+
     def to_json(self) -> dict[str, Any]:
         return {
             key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()
@@ -91,6 +123,8 @@ class ModelConfig:
         if not isinstance(data, Mapping):
             raise ModelConfigError(f"model config must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
+        # Model files written before spatial codes existed hold vector codes.
+        data = {"code_channels": 0, **data}
         unknown = set(data) - known
         if unknown:
             raise ModelConfigError(f"unknown model config fields {sorted(unknown)}; known: {sorted(known)}")
@@ -103,7 +137,11 @@ class ModelConfig:
             raise ModelConfigError(f"model config: {error}") from None
 
     def with_heatmap_size(self, heatmap_size: tuple[int, int]) -> ModelConfig:
-        return replace(self, heatmap_size=heatmap_size)
+        if not self.spatial_code:
+            return replace(self, heatmap_size=heatmap_size)
+        rows, cols = heatmap_size
+        z_dim = self.code_channels * (rows * self.upsampling // 2) * (cols * self.upsampling // 2)
+        return replace(self, heatmap_size=heatmap_size, z_dim=z_dim)
 
 
 def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
@@ -132,6 +170,8 @@ NAMED_CONFIGS: dict[str, ModelConfig] = {
         generator_channels=(128, 96, 48, 24),
         discriminator_channels=(48, 96, 192),
         encoder_channels=(24, 48, 96, 192),
+        z_dim=4 * 48 * 64,
+        code_channels=4,
     ),
 }
 """`paper` keeps the reference widths; `base` and `fast` are sized by bench/bench_synth.py."""

@@ -61,6 +61,20 @@ class TrainingRecord:
     def trained(self) -> bool:
         return self.gan_steps > 0
 
+    @property
+    def encoder_trained(self) -> bool:
+        """The gan recipe trains the encoder in its own phase; the cpu recipe trains it with G."""
+        return self.inversion_steps > 0 or (self.details.get("recipe") == "cpu" and self.trained)
+
+    def steps_text(self) -> str:
+        """How the weights were trained, in the words of their recipe."""
+        if self.details.get("recipe") == "cpu":
+            return (
+                f"cpu recipe: {self.details.get('reconstruction_steps', '?')} reconstruction + "
+                f"{self.details.get('adversarial_steps', '?')} adversarial steps"
+            )
+        return f"{self.gan_steps} GAN + {self.inversion_steps} inversion steps"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "gan_steps": self.gan_steps,

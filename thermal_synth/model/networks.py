@@ -86,6 +86,51 @@ class SpadeUpBlock(nn.Module):
         return self.conv2(y) + skip
 
 
+class AppearanceWarp(nn.Module):
+    """Moves the photo's appearance map to the live pose, then mixes it into the painting.
+
+    The flow comes from the painting so far (which knows the heatmap) beside the appearance (which
+    knows where the person stood in the photo), at the coarsest warp; finer warps reuse it,
+    upsampled. It starts at zero, i.e. the photo as it is (so its first layer learns from the
+    second step on), and training moves it where the person moved: that is how a spatial code
+    can carry a person's detail without the painter copying the photo's pose.
+    """
+
+    FLOW_CHANNELS = 32
+
+    def __init__(self, channels: int, appearance_channels: int, *, predicts_flow: bool) -> None:
+        super().__init__()
+        if predicts_flow:
+            self.flow = nn.Sequential(
+                _conv3(channels + appearance_channels, self.FLOW_CHANNELS),
+                nn.LeakyReLU(SLOPE),
+                _conv3(self.FLOW_CHANNELS, 2),
+            )
+            nn.init.zeros_(self.flow[-1].weight)
+            nn.init.zeros_(self.flow[-1].bias)
+        self.mix = _conv3(channels + appearance_channels, channels)
+
+    def forward(self, x: Tensor, appearance: Tensor, flow: Tensor | None) -> tuple[Tensor, Tensor]:
+        """x and appearance at one scale; `flow` (N, 2, h, w) in grid units from the coarser warp,
+        or None for the first warp, which predicts it."""
+        if flow is None:
+            flow = self.flow(torch.cat([x, appearance], 1))
+        else:
+            flow = functional.interpolate(flow, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        warped = warp(appearance, flow)
+        return x + self.mix(functional.leaky_relu(torch.cat([x, warped], 1), SLOPE)), flow
+
+
+def warp(image: Tensor, flow: Tensor) -> Tensor:
+    """Samples `image` at identity + flow; flow is (N, 2, h, w) in [-1, 1] grid units (x, y)."""
+    rows, cols = image.shape[-2:]
+    ys = torch.linspace(-1.0, 1.0, rows, device=image.device, dtype=flow.dtype)
+    xs = torch.linspace(-1.0, 1.0, cols, device=image.device, dtype=flow.dtype)
+    identity = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)
+    grid = identity.unsqueeze(0) + flow.permute(0, 2, 3, 1)
+    return functional.grid_sample(image, grid.to(image.dtype), padding_mode="border", align_corners=True)
+
+
 class Generator(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -96,7 +141,19 @@ class Generator(nn.Module):
         self.thermal_blocks = nn.ModuleList(
             [ThermalUpBlock(1, thermal, 1)] + [ThermalUpBlock(thermal, thermal, 2) for _ in widths[1:]]
         )
-        self.projection = nn.Linear(config.z_dim, widths[0] * rows * cols, bias=False)
+        if config.spatial_code:
+            appearance = widths[-2]
+            self.appearance = nn.Sequential(
+                _conv3(config.code_channels, appearance), nn.LeakyReLU(SLOPE), _conv3(appearance, appearance)
+            )
+            self.start = _conv3(appearance + thermal, widths[0])
+            # One warp per resolution from the first up-block up to the code's own (half the image).
+            self.warps = nn.ModuleList(
+                AppearanceWarp(w, appearance, predicts_flow=index == 0)
+                for index, w in enumerate(widths[1:-1])
+            )
+        else:
+            self.projection = nn.Linear(config.z_dim, widths[0] * rows * cols, bias=False)
         self.up_blocks = nn.ModuleList(
             SpadeUpBlock(w_in, w_out, thermal) for w_in, w_out in itertools.pairwise(widths)
         )
@@ -104,7 +161,14 @@ class Generator(nn.Module):
         self.to_rgb = _conv3(widths[-1], 3)
 
     def project(self, z: Tensor) -> Tensor:
-        """(N, z_dim) -> (N, C0, rows, cols): everything that depends on the appearance alone."""
+        """Everything that depends on the appearance alone, computed once per code by the engine.
+
+        Vector codes: (N, z_dim) -> (N, C0, rows, cols). Spatial codes: (N, z_dim) -> appearance
+        features at the code's grid. Both are linear in z up to the spatial code's activations,
+        and blends of codes are made on z, never on this."""
+        if self.config.spatial_code:
+            code = z.view(z.shape[0], self.config.code_channels, *self.config.code_grid)
+            return self.appearance(code)
         rows, cols = self.config.heatmap_size
         return self.projection(z).view(z.shape[0], self.config.generator_channels[0], rows, cols)
 
@@ -118,9 +182,26 @@ class Generator(nn.Module):
         return features
 
     def paint(self, projected: Tensor, features: list[Tensor]) -> Tensor:
+        if self.config.spatial_code:
+            return self._paint_from_map(projected, features)
         x = projected
         for index, block in enumerate(self.up_blocks):
             x = block(x, features[index], features[index + 1])
+        return self._to_image(x, features)
+
+    def _paint_from_map(self, appearance: Tensor, features: list[Tensor]) -> Tensor:
+        pyramid = [appearance]
+        while pyramid[0].shape[-2:] != features[0].shape[-2:]:
+            pyramid.insert(0, functional.avg_pool2d(pyramid[0], 2))
+        x = self.start(torch.cat([pyramid[0], features[0]], 1))
+        flow = None
+        for index, block in enumerate(self.up_blocks):
+            x = block(x, features[index], features[index + 1])
+            if index < len(self.warps):
+                x, flow = self.warps[index](x, pyramid[index + 1], flow)
+        return self._to_image(x, features)
+
+    def _to_image(self, x: Tensor, features: list[Tensor]) -> Tensor:
         x = functional.leaky_relu(self.out_norm(x, features[-1]), SLOPE)
         return torch.tanh(self.to_rgb(x))
 
@@ -209,6 +290,32 @@ class InversionEncoder(nn.Module):
         return self.code_norm(self.to_code(features.flatten(1)))
 
 
+class SpatialEncoder(nn.Module):
+    """Photo -> spatial code: a map at half the image resolution, bounded to [-1, 1].
+
+    A full-resolution stem, one stride-2 step, residual convolutions, and a coarse branch at an
+    eighth of the image so every cell knows where the person stands in the photo. The widths are
+    the encoder config's first two entries.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        stem, width = config.encoder_channels[:2]
+        self.stem = _conv3(3, stem)
+        self.down = nn.Conv2d(stem, width, 4, stride=2, padding=1)
+        self.local = nn.Sequential(_conv3(width, width), nn.LeakyReLU(SLOPE), _conv3(width, width))
+        self.context = nn.Sequential(_conv3(width, width), nn.LeakyReLU(SLOPE), _conv3(width, width))
+        self.to_code = _conv3(width, config.code_channels)
+
+    def forward(self, image: Tensor) -> Tensor:
+        x = functional.leaky_relu(self.down(functional.leaky_relu(self.stem(image), SLOPE)), SLOPE)
+        x = x + self.local(x)
+        coarse = self.context(functional.avg_pool2d(x, 4))
+        x = x + functional.interpolate(coarse, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.tanh(self.to_code(functional.leaky_relu(x, SLOPE))).flatten(1)
+
+
 class SpadeSRModel(nn.Module):
     """The three networks of one model, under the state-dict prefixes the model file uses."""
 
@@ -217,4 +324,4 @@ class SpadeSRModel(nn.Module):
         self.config = config
         self.generator = Generator(config)
         self.discriminator = Discriminator(config)
-        self.encoder = InversionEncoder(config)
+        self.encoder = SpatialEncoder(config) if config.spatial_code else InversionEncoder(config)

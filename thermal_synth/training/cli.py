@@ -107,6 +107,8 @@ def make_plan(settings: TrainSettings, heatmap_size: tuple[int, int], max_minute
         model=settings.model_config(heatmap_size),
         gan_steps=settings.gan_steps,
         inversion_steps=settings.inversion_steps,
+        recipe=settings.recipe,
+        reconstruction_steps=settings.reconstruction_steps,
         train=settings.train_config(precision),
         normalisation=settings.normalisation_recipe(),
         device=settings.device,
@@ -208,7 +210,7 @@ def _summary(outcome: TrainingOutcome, args: argparse.Namespace, directory: Path
     distillation = bundle.training.details.get("distillation")
     teacher = f" distilled from {distillation['teacher']}," if distillation else ""
     return (
-        f"wrote {args.out}: config {args.config},{teacher} {bundle.training.gan_steps} GAN + "
-        f"{bundle.training.inversion_steps} inversion steps, {len(bundle.bank)} appearances: "
+        f"wrote {args.out}: config {args.config},{teacher} {bundle.training.steps_text()}, "
+        f"{len(bundle.bank)} appearances: "
         f"{bundle.bank.describe_names()}; logs, samples and checkpoints in {directory}"
     )

@@ -29,6 +29,8 @@ class PairTensors:
     masks: Tensor | None
     """(N, 1, h, w) bool: heatmap cells the person touches, or None without person masks."""
     sessions: np.ndarray
+    image_masks: Tensor | None = None
+    """(N, 1, H, W) bool: the person's pixels, or None without person masks."""
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -48,10 +50,11 @@ def load_pairs(reader: ShardReader, split: str, preprocessing: Preprocessing) ->
     arrays = reader.load_split(split, fields)
     images = to_tensor_images(arrays["rgb"])
     heatmaps = torch.from_numpy(preprocessing.normalisation.apply(arrays["heatmap"]))[:, None]
-    masks = None
+    masks = image_masks = None
     if "person_mask" in arrays:
-        masks = person_cells(torch.from_numpy(arrays["person_mask"])[:, None], heatmaps.shape[-2:])
-    return PairTensors(images, heatmaps, masks, arrays["session"])
+        image_masks = torch.from_numpy(arrays["person_mask"])[:, None]
+        masks = person_cells(image_masks, heatmaps.shape[-2:])
+    return PairTensors(images, heatmaps, masks, arrays["session"], image_masks)
 
 
 def person_cells(mask: Tensor, grid: tuple[int, int] | torch.Size) -> Tensor:

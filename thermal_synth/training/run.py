@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 from thermal_synth.inference import DEVICE_AUTO
@@ -34,6 +35,7 @@ from thermal_synth.training.checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
+from thermal_synth.training.cpu_recipe import CpuRecipeTrainer, PairBatch, ReferenceSampler
 from thermal_synth.training.data import DatasetMismatchError, PairTensors, load_pairs
 from thermal_synth.training.distillation import DistillationConfig, Teacher
 from thermal_synth.training.distributed import Workers, start_workers, stop_workers
@@ -62,6 +64,10 @@ class TrainingPlan:
     gan_steps: int
     inversion_steps: int
     train: TrainConfig = field(default_factory=TrainConfig)
+    recipe: str = "gan"
+    """gan: SpadeSRTrainer's GAN + inversion phases; cpu: CpuRecipeTrainer's reconstruction +
+    adversarial phases (`gan_steps` of them)."""
+    reconstruction_steps: int = 0
     normalisation: Normalisation = field(default_factory=Normalisation)
     device: str = DEVICE_AUTO
     schedule: Schedule = field(default_factory=Schedule)
@@ -76,6 +82,8 @@ class TrainingPlan:
         train = {k: v for k, v in asdict(self.train).items() if k not in NOT_IN_FINGERPRINT}
         normalisation = asdict(self.normalisation)
         fingerprint = {"model": self.model.to_json(), "train": train, "normalisation": normalisation}
+        if self.recipe != "gan":
+            fingerprint["recipe"] = {"name": self.recipe}
         if self.distillation is not None:
             fingerprint["distillation"] = self.distillation.fingerprint()
         return fingerprint
@@ -153,26 +161,63 @@ class _Run:
                 f"{self.batch_size} (batch_size {plan.train.batch_size}, {workers.world_size} "
                 f"processes, {len(self.pairs)} training pairs)"
             )
-        self.trainer = SpadeSRTrainer(
-            plan.model,
-            self.preprocessing,
-            plan.train,
-            device,
-            rank=workers.rank,
-            gradient_sync=workers.average_gradients,
-            teacher=self.teacher,
-        )
+        if plan.recipe == "cpu":
+            if workers.world_size > 1:
+                raise ValueError("the cpu recipe runs in one process (it is the recipe for no GPU)")
+            self.trainer: SpadeSRTrainer | CpuRecipeTrainer = CpuRecipeTrainer(
+                plan.model, self.preprocessing, plan.train, device
+            )
+            self.references = ReferenceSampler(self.pairs)
+        else:
+            self.trainer = SpadeSRTrainer(
+                plan.model,
+                self.preprocessing,
+                plan.train,
+                device,
+                rank=workers.rank,
+                gradient_sync=workers.average_gradients,
+                teacher=self.teacher,
+            )
         self.order = torch.Generator().manual_seed(plan.train.seed + 7919 * workers.rank)
         self.dataset_sha256 = file_sha256(self.reader.directory / MANIFEST_NAME)
         self.directory = run_directory
         self.log = RunLog(run_directory) if run_directory is not None else None
         self.last_checkpoint: Path | None = None
-        self.samples = SampleInputs.pick(self._sample_source(), plan.model.z_dim, plan.train.seed)
+        self.samples = SampleInputs.pick(self._sample_source(), plan.model, plan.train.seed)
         self.started = time.monotonic()
 
     @property
     def step(self) -> int:
-        return self.trainer.gan_steps + self.trainer.inversion_steps
+        return self.trainer.gan_steps + self.trainer.inversion_steps + self._reconstruction_steps
+
+    @property
+    def _reconstruction_steps(self) -> int:
+        return getattr(self.trainer, "reconstruction_steps", 0)
+
+    @property
+    def total_steps(self) -> int:
+        return self.plan.reconstruction_steps + self.plan.gan_steps + self.plan.inversion_steps
+
+    def _phases(self) -> tuple[tuple[str, int, int, Callable[[Tensor], dict[str, float]]], ...]:
+        trainer, plan, device = self.trainer, self.plan, self.trainer.device
+        if isinstance(trainer, CpuRecipeTrainer):
+
+            def sampled(step: Callable[[PairBatch], dict[str, float]]) -> Callable[[Tensor], dict]:
+                return lambda indices: step(self.references.batch(indices, self.order, device))
+
+            return (
+                ("reconstruction", trainer.reconstruction_steps, plan.reconstruction_steps,
+                 sampled(trainer.reconstruction_step)),
+                ("adversarial", trainer.gan_steps, plan.gan_steps, sampled(trainer.adversarial_step)),
+            )  # fmt: skip
+
+        def paired(step: Callable[..., dict[str, float]]) -> Callable[[Tensor], dict[str, float]]:
+            return lambda indices: step(*self.pairs.batch(indices, device))
+
+        return (
+            ("gan", trainer.gan_steps, plan.gan_steps, paired(trainer.gan_step)),
+            ("inversion", trainer.inversion_steps, plan.inversion_steps, paired(trainer.inversion_step)),
+        )
 
     @property
     def checkpoints(self) -> Path | None:
@@ -182,12 +227,7 @@ class _Run:
         self._prepare_directory(resume)
         self.started = time.monotonic()
         show = progress and self.workers.is_main
-        trainer, plan = self.trainer, self.plan
-        phases: tuple[tuple[str, int, int, Callable[..., dict[str, float]]], ...] = (
-            ("gan", trainer.gan_steps, plan.gan_steps, trainer.gan_step),
-            ("inversion", trainer.inversion_steps, plan.inversion_steps, trainer.inversion_step),
-        )
-        for phase, done, total, step_function in phases:
+        for phase, done, total, step_function in self._phases():
             with tqdm(
                 total=total, initial=min(done, total), desc=phase, unit="step", disable=not show
             ) as bar:
@@ -200,7 +240,7 @@ class _Run:
         phase: str,
         done: int,
         total: int,
-        step_function: Callable[..., dict[str, float]],
+        step_function: Callable[[Tensor], dict[str, float]],
         bar: tqdm,
     ) -> bool:
         """Steps `done + 1 .. total` of a phase; False when the time budget ran out first."""
@@ -208,7 +248,7 @@ class _Run:
         interval_start, interval_steps, window = time.monotonic(), 0, LossWindow()
         for phase_step in range(done + 1, total + 1):
             indices = torch.randint(len(self.pairs), (self.batch_size,), generator=self.order)
-            losses = step_function(*self.pairs.batch(indices, self.trainer.device))
+            losses = step_function(indices)
             self._check_finite(phase, losses)
             window.add(losses)
             bar.update()
@@ -229,7 +269,7 @@ class _Run:
             time_up = not self.workers.all_agree(elapsed < schedule.max_seconds)
             if phase_step % schedule.checkpoint_every == 0 or phase_step == total or time_up:
                 self._checkpoint()
-            if time_up and self.step < self.plan.gan_steps + self.plan.inversion_steps:
+            if time_up and self.step < self.total_steps:
                 return False
         return True
 

@@ -2,7 +2,10 @@
 
 Columns are fixed frames (from the test split when there is one, else train); the first row is
 the real frame, then G(z, h) for a few fixed random codes (the EMA generator, as shipped), and
-in the inversion phase G(I(x), h), the reconstruction a latent-bank code will give.
+in the inversion phase G(I(x), h), the reconstruction a latent-bank code will give. A model with
+spatial codes has no prior to draw codes from: its rows are the session's first frame (the
+"photo") and what the model paints from that photo's code and each column's heatmap, the
+product's situation.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from torch import Tensor
 
 from thermal_synth.contact_sheet import captioned_grid, encode_png
 from thermal_synth.inference import to_uint8
+from thermal_synth.model.config import ModelConfig
 from thermal_synth.model.networks import SpadeSRModel
 from thermal_synth.training.data import PairTensors
 
@@ -29,13 +33,19 @@ class SampleInputs:
     images: Tensor
     heatmaps: Tensor
     codes: Tensor
+    photos: Tensor | None = None
+    """Spatial-code models: each column's session's first frame, the photo its code comes from."""
 
     @classmethod
-    def pick(cls, pairs: PairTensors, z_dim: int, seed: int) -> SampleInputs:
+    def pick(cls, pairs: PairTensors, config: ModelConfig, seed: int) -> SampleInputs:
         """Evenly spread frames (different sessions and poses) and fixed N(0, I) codes."""
         rows = np.linspace(0, len(pairs) - 1, min(SAMPLE_FRAMES, len(pairs))).round().astype(int)
         indices = torch.from_numpy(np.unique(rows))
-        codes = torch.randn(SAMPLE_CODES, z_dim, generator=torch.Generator().manual_seed(seed))
+        if config.spatial_code:
+            firsts = [int(np.flatnonzero(pairs.sessions == pairs.sessions[i])[0]) for i in indices]
+            photos = pairs.images[torch.tensor(firsts)]
+            return cls(pairs.images[indices], pairs.heatmaps[indices], torch.empty(0, config.z_dim), photos)
+        codes = torch.randn(SAMPLE_CODES, config.z_dim, generator=torch.Generator().manual_seed(seed))
         return cls(pairs.images[indices], pairs.heatmaps[indices], codes)
 
 
@@ -49,6 +59,9 @@ def sample_grid(networks: SpadeSRModel, inputs: SampleInputs, *, with_reconstruc
     for index, z in enumerate(inputs.codes):
         painted = networks.generator(z.to(device).expand(count, -1), heatmaps)
         rows.append((f"z{index}", to_uint8(painted)))
+    if inputs.photos is not None:
+        painted = networks.generator(networks.encoder(inputs.photos.to(device)), heatmaps)
+        rows += [("photo", to_uint8(inputs.photos)), ("from photo", to_uint8(painted))]
     if with_reconstruction:
         codes = networks.encoder(inputs.images.to(device))
         rows.append(("G(I(x))", to_uint8(networks.generator(codes, heatmaps))))

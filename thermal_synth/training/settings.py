@@ -26,11 +26,12 @@ from thermal_synth.training.trainer import TrainConfig
 
 MAX_SETTINGS_BYTES = 64 << 10
 RESUMABLE_CHANGES = frozenset(
-    {"gan_steps", "inversion_steps", "device", "log_every", "sample_every", "checkpoint_every",
-     "keep_checkpoints", "eval_samples", "teacher"}
+    {"gan_steps", "inversion_steps", "reconstruction_steps", "device", "log_every", "sample_every",
+     "checkpoint_every", "keep_checkpoints", "eval_samples", "teacher"}
 )  # fmt: skip
 """What a resumed run may change: how long and where it runs, not what it computes. The teacher's
 path may move with the run to another machine; the checkpoint refuses a teacher with other weights."""
+RECIPES = ("gan", "cpu")
 DISTILLATION_SETTINGS = ("distil_weight", "encoder_distil_weight", "distil_bank_share")
 
 
@@ -42,6 +43,11 @@ class SettingsError(ValueError):
 class TrainSettings:
     model: str = "fast"
     """Model size: paper, base or fast (see docs/model.md)."""
+    recipe: str = "gan"
+    """gan: the paper's recipe (GAN steps, then inversion steps). cpu: reconstruction steps, then
+    `gan_steps` adversarial steps, G and encoder together (cpu_recipe.py; inversion_steps 0)."""
+    reconstruction_steps: int = 0
+    """cpu recipe: supervised steps before the adversarial ones."""
     gan_steps: int = 2000
     inversion_steps: int = 500
     batch_size: int = TrainConfig.batch_size
@@ -58,6 +64,11 @@ class TrainSettings:
     ema_inversion: float = TrainConfig.ema_inversion
     inversion_l1_weight: float = TrainConfig.inversion_l1_weight
     inversion_adversarial_weight: float = TrainConfig.inversion_adversarial_weight
+    moved_weight: float = TrainConfig.moved_weight
+    multiscale_weight: float = TrainConfig.multiscale_weight
+    perceptual_weight: float = TrainConfig.perceptual_weight
+    heatmap_weight: float = TrainConfig.heatmap_weight
+    adversarial_weight: float = TrainConfig.adversarial_weight
     heatmap_noise: float = TrainConfig.heatmap_noise
     seed: int = TrainConfig.seed
     normalisation: str = Normalisation.mode
@@ -102,7 +113,9 @@ class TrainSettings:
         for name in (*positive, "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("gan_steps", "inversion_steps", "eval_samples", "seed"):
+        if self.recipe not in RECIPES:
+            raise SettingsError(f"recipe must be one of {RECIPES}, got {self.recipe!r}")
+        for name in ("gan_steps", "inversion_steps", "reconstruction_steps", "eval_samples", "seed"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr_discriminator", "lr_generator", "lr_encoder"):
@@ -111,14 +124,30 @@ class TrainSettings:
         for name in ("beta1", "beta2", "ema_gan", "ema_inversion"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise SettingsError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.gan_steps == 0:
+        if self.recipe == "gan" and self.gan_steps == 0:
             raise SettingsError("gan_steps must be >= 1: an untrained generator paints noise")
+        if self.recipe == "cpu":
+            self._check_cpu_recipe()
         try:
             self.normalisation_recipe()
         except ValueError as error:
             raise SettingsError(str(error)) from None
         if self.teacher:
             self.distillation()
+
+    def _check_cpu_recipe(self) -> None:
+        if self.reconstruction_steps + self.gan_steps == 0:
+            raise SettingsError("the cpu recipe needs reconstruction_steps or gan_steps >= 1")
+        if self.inversion_steps:
+            raise SettingsError("the cpu recipe trains the encoder with G: set inversion_steps to 0")
+        if self.teacher:
+            raise SettingsError("distillation (teacher) belongs to the gan recipe")
+        if not named_config(self.model).spatial_code:
+            raise SettingsError(
+                f"the cpu recipe needs a model with a spatial code; {self.model!r} has a vector"
+            )
+        if self.moved_weight < 1.0:
+            raise SettingsError(f"moved_weight must be >= 1, got {self.moved_weight}")
 
     def model_config(self, heatmap_size: tuple[int, int]) -> ModelConfig:
         return named_config(self.model, heatmap_size)

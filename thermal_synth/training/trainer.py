@@ -27,7 +27,7 @@ from thermal_synth.model.config import ModelConfig
 from thermal_synth.model.files import ModelBundle, TrainingRecord
 from thermal_synth.model.networks import SpadeSRModel
 from thermal_synth.model.recipe import Preprocessing
-from thermal_synth.shards import SessionRecord
+from thermal_synth.shards import SessionRecord, appearance_name
 from thermal_synth.training.data import PairTensors
 from thermal_synth.training.distillation import Teacher
 from thermal_synth.training.losses import (
@@ -67,6 +67,17 @@ class TrainConfig:
     compile: bool = False
     """torch.compile the generator; D is left eager because R1 needs a double backward."""
     seed: int = 0
+    moved_weight: float = 5.0
+    """CPU recipe: L1 weight where the person moved between the reference and the target frame."""
+    multiscale_weight: float = 1.0
+    """CPU recipe: weight of the L1 at 1/2 and 1/4 resolution."""
+    perceptual_weight: float = 0.5
+    """CPU recipe: weight of the L1 between frozen ImageNet features of painted and real frames."""
+    heatmap_weight: float = 1.0
+    """CPU recipe: weight of the masked hinge-L1 heatmap loss on the painted frame."""
+    adversarial_weight: float = 0.1
+    """CPU recipe, adversarial phase: weight of the projected discriminator's hinge loss (the
+    reconstruction losses keep `reconstruction_weight`)."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -180,7 +191,7 @@ class SpadeSRTrainer:
         self._step(self.optimiser_g, generator, loss)
         self.networks.discriminator.requires_grad_(True)
         self.gan_steps += 1
-        _update_ema(self.ema.generator, generator, self.train_config.ema_gan, self.gan_steps)
+        update_ema(self.ema.generator, generator, self.train_config.ema_gan, self.gan_steps)
         return {**metrics, "g_loss": loss.item(), "g_rec": reconstruction.item()}
 
     def inversion_step(
@@ -211,7 +222,7 @@ class SpadeSRTrainer:
         self._step(self.optimiser_e, encoder, loss)
         self.networks.discriminator.requires_grad_(True)
         self.inversion_steps += 1
-        _update_ema(self.ema.encoder, encoder, tc.ema_inversion, self.inversion_steps)
+        update_ema(self.ema.encoder, encoder, tc.ema_inversion, self.inversion_steps)
         return {**metrics, "e_loss": loss.item(), "e_l1": l1.item()}
 
     def state_dict(self) -> dict[str, Any]:
@@ -246,7 +257,7 @@ class SpadeSRTrainer:
         return ModelBundle(self.config, self.preprocessing, record, exported.cpu().eval(), bank)
 
 
-def _update_ema(average: nn.Module, live: nn.Module, decay: float, step: int) -> None:
+def update_ema(average: nn.Module, live: nn.Module, decay: float, step: int) -> None:
     """EMA of parameters with a warm-up (decay grows as (1 + step) / (10 + step) up to `decay`),
     so a short run is not dominated by the random initialisation; buffers are copied as they are."""
     decay = min(decay, (1.0 + step) / (EMA_WARMUP_STEPS + step))
@@ -266,7 +277,8 @@ def bank_from_sessions(
     """One code per appearance (identity + outfit + scene) of the training data, named after it.
 
     The code is the mean of the encoder's codes for evenly spread frames of those sessions, and
-    the thumbnail is the middle frame, so a user sees which appearance a name stands for.
+    the thumbnail is the middle frame, so a user sees which appearance a name stands for. A
+    spatial code is the middle frame's alone: a mean of maps would be a mean of poses, a blur.
     """
     encoder = bundle.networks.encoder.eval()
     bank = LatentBank(bundle.config.z_dim)
@@ -277,14 +289,12 @@ def bank_from_sessions(
         rows = np.flatnonzero(np.isin(pairs.sessions, session_indices))
         if rows.size == 0:
             continue
-        chosen = rows[np.linspace(0, rows.size - 1, min(frames_per_code, rows.size)).round().astype(int)]
+        if bundle.config.spatial_code:
+            chosen = rows[[rows.size // 2]]
+        else:
+            chosen = rows[np.linspace(0, rows.size - 1, min(frames_per_code, rows.size)).round().astype(int)]
         with torch.inference_mode():
             z = encoder(pairs.images[chosen]).mean(0).numpy()
         middle = to_uint8(pairs.images[chosen[len(chosen) // 2 :][:1]])[0]
         bank.add(LatentCode(name, z, make_thumbnail(middle), f"training sessions {session_indices}"))
     return bank
-
-
-def appearance_name(session: SessionRecord) -> str:
-    raw = f"{session.identity}-{session.outfit}-{session.scene}".lower()
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)[:64]

