@@ -22,7 +22,7 @@ from thermal_synth.model.files import ModelBundle, TrainingRecord, load_model, l
 from thermal_synth.model.networks import SpadeSRModel
 from thermal_synth.model.recipe import Normalisation, Preprocessing
 from thermal_synth.shards import HeatmapRecipe, ShardReader
-from thermal_synth.training.cpu_recipe import CpuRecipeTrainer, ReferenceSampler, moved_region
+from thermal_synth.training.cpu_recipe import CpuRecipeTrainer, ReferenceSampler, moved_area, moved_region
 from thermal_synth.training.data import load_pairs
 from thermal_synth.training.perceptual import (
     FEATURE_CHANNELS,
@@ -105,6 +105,17 @@ def test_references_are_other_frames_of_the_same_session(pairs) -> None:
     assert set(moved.unique().tolist()) <= {0.0, 1.0}
     assert moved.sum() > 0
     assert moved_region(pairs, targets[:8], targets[:8]).sum() == 0  # nothing moves against itself
+
+
+def test_more_reference_candidates_pick_references_where_the_person_moved_more(pairs) -> None:
+    targets = torch.arange(len(pairs))
+    areas = [
+        moved_area(
+            pairs, targets, ReferenceSampler(pairs, n).references(targets, torch.Generator().manual_seed(2))
+        )
+        for n in (1, 4)
+    ]
+    assert areas[1].mean() > 1.2 * areas[0].mean()
 
 
 @pytest.mark.parametrize("phase", ["reconstruction_step", "adversarial_step"])

@@ -21,7 +21,7 @@ from torch.nn import functional
 
 from thermal_synth.cli import main
 from thermal_synth.model.bank import LatentBank
-from thermal_synth.model.config import ModelConfig
+from thermal_synth.model.config import ModelConfig, named_config
 from thermal_synth.model.files import (
     ModelBundle,
     ModelFileError,
@@ -306,8 +306,12 @@ def test_resuming_with_another_teacher_is_refused(
 
 
 def test_the_distil_fast_config_needs_a_teacher_and_the_command_distils(
-    tiny_model: Path, sim_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sim_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # `fast` has spatial codes: its teacher must paint from codes of the same shape.
+    spatial = replace(TINY_CONFIG, code_channels=4, z_dim=named_config("fast").z_dim)
+    teacher_plan = replace(TINY_PLAN, model=spatial, gan_steps=1, inversion_steps=1)
+    tiny_model = train_model(sim_dataset, tmp_path / "teacher", teacher_plan, progress=False).bundle.directory
     written = yaml.safe_load(named_settings_file("distil_fast").read_text())
     assert set(written) <= {item.name for item in fields(TrainSettings)}
     settings = load_settings("distil_fast")

@@ -134,13 +134,15 @@ class Evaluation:
     reconstructions: np.ndarray
     """(n, H, W, 3) uint8: G(h, I(x))."""
     samples: np.ndarray
-    """(n, H, W, 3) uint8: G(h, z), z ~ N(0, I)."""
+    """(n, H, W, 3) uint8: G(h, z), z ~ N(0, I) (spatial codes: another session's photo's code)."""
     sample_mae: np.ndarray
     """(n,) per-frame reconstruction MAE on [0, 1]."""
     session_labels: list[str]
     """(n,) the session each frame comes from, for captions."""
     disentanglement: Disentanglement
     product_path: ProductPathFrames
+    product: np.ndarray
+    """(n, H, W, 3) uint8: G(h, I(photo)), the code of the session's first frame (the product)."""
     true_masks: np.ndarray | None = None
     real_masks: np.ndarray | None = None
     """Segmenter output on the real frames (the ceiling)."""

@@ -52,6 +52,8 @@ FORMAT_NAME = "thermal_synth.evaluation"
 FORMAT_VERSION = 1
 MAX_GRID_CODES = 4
 MAX_GRID_HEATMAPS = 6
+FID_KEYS = ("fid", "fid_reconstruction", "fid_product")
+SILHOUETTE_KEYS = ("silhouette_iou", "silhouette_iou_product", "silhouette_iou_ceiling")
 PRIOR_SAMPLE_CODES = "z ~ N(0, I)"
 SPATIAL_SAMPLE_CODES = "z = the code of another session's photo"
 """What G(h, z) paints: a spatial-code model has no prior to draw codes from."""
@@ -138,7 +140,7 @@ def measure(
     timings["load_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    reconstructions, samples, sample_mae = _generate(
+    reconstructions, samples, product, sample_mae = _generate(
         bundle, pairs, rows, config, device=device, precision=precision, progress=progress
     )
     disentanglement = _paint_grid(
@@ -154,7 +156,7 @@ def measure(
     real = raw["rgb"][rows]
     labels = [session_label(reader.sessions[s]) for s in pairs.sessions[rows]]
     evaluation = Evaluation(
-        {}, real, reconstructions, samples, sample_mae, labels, disentanglement, product_frames
+        {}, real, reconstructions, samples, sample_mae, labels, disentanglement, product_frames, product
     )
 
     clock = time.perf_counter()
@@ -164,14 +166,16 @@ def measure(
     clock = time.perf_counter()
     unavailable: dict[str, str] = {}
     if not config.fid:
-        unavailable["fid"] = unavailable["fid_reconstruction"] = "skipped (--no-fid)"
-    silhouettes = {"silhouette_iou": None, "silhouette_iou_ceiling": None, "silhouette_samples": 0}
+        for key in FID_KEYS:
+            unavailable[key] = "skipped (--no-fid)"
+    silhouettes = {key: None for key in SILHOUETTE_KEYS} | {"silhouette_samples": 0}
     if has_masks:
         silhouettes.update(_silhouettes(evaluation, raw, pairs.sessions, rows, unavailable))
     else:
-        unavailable["silhouette_iou"] = unavailable["silhouette_iou_ceiling"] = (
-            "the dataset has no person_mask field (only simulated or hand-labelled datasets do)"
-        )
+        for key in SILHOUETTE_KEYS:
+            unavailable[key] = (
+                "the dataset has no person_mask field (only simulated or hand-labelled datasets do)"
+            )
     timings["silhouettes_s"] = time.perf_counter() - clock
     timings["total_s"] = sum(timings.values())
     unavailable |= {f"product_path.{name}": reason for name, reason in product_path.unavailable.items()}
@@ -195,6 +199,7 @@ def measure(
         "mae": finite_or_none(float(sample_mae.mean())),
         "fid": fids.get("fid"),
         "fid_reconstruction": fids.get("fid_reconstruction"),
+        "fid_product": fids.get("fid_product"),
         "sample_codes": SPATIAL_SAMPLE_CODES if bundle.config.spatial_code else PRIOR_SAMPLE_CODES,
         **silhouettes,
         **_appearance_metrics(disentanglement, has_masks, unavailable),
@@ -238,8 +243,11 @@ def _generate(
     device: torch.device,
     precision: str,
     progress: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """G(h, I(x)), G(h, z) and the per-frame MAE on [0, 1] of the first against x.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """G(h, I(x)), G(h, z), G(h, I(photo)) and the per-frame MAE on [0, 1] of the first against x.
+
+    The photo is the first frame of the row's session in the split, as in the product path: the
+    code a user enrols, painted in the row's pose.
 
     The codes z are drawn on the CPU in one go, so the samples do not depend on the batch size
     or the device. A spatial-code model has no prior to draw from: its z is the code of another
@@ -252,7 +260,9 @@ def _generate(
         codes = torch.randn(
             len(rows), bundle.config.z_dim, generator=torch.Generator().manual_seed(config.seed)
         )
-    reconstructions, samples, errors = [], [], []
+    session_ids, photo_rows = np.unique(pairs.sessions, return_index=True)
+    own_photos = photo_rows[np.searchsorted(session_ids, pairs.sessions[rows])]
+    reconstructions, samples, product, errors = [], [], [], []
     starts = range(0, len(rows), config.batch_size)
     for start in tqdm(starts, desc="generate", unit="batch", disable=not progress):
         batch = torch.from_numpy(rows[start : start + config.batch_size])
@@ -262,7 +272,14 @@ def _generate(
         reconstructions.append(to_uint8(reconstructed))
         batch_codes = codes[start : start + config.batch_size].to(device)
         samples.append(to_uint8(paint_codes(generator, batch_codes, heatmaps, precision)))
-    return np.concatenate(reconstructions), np.concatenate(samples), np.concatenate(errors)
+        photos = pairs.images[torch.from_numpy(own_photos[start : start + config.batch_size])].to(device)
+        product.append(to_uint8(paint_codes(generator, encoder(photos), heatmaps, precision)))
+    return (
+        np.concatenate(reconstructions),
+        np.concatenate(samples),
+        np.concatenate(product),
+        np.concatenate(errors),
+    )
 
 
 def _foreign_photo_codes(
@@ -340,6 +357,7 @@ def _fids(evaluation: Evaluation, features: InceptionFeatures, *, progress: bool
         "real": evaluation.real,
         "samples": evaluation.samples,
         "reconstructions": evaluation.reconstructions,
+        "product": evaluation.product,
     }
     computed = {}
     bar = tqdm(
@@ -358,6 +376,7 @@ def _fids(evaluation: Evaluation, features: InceptionFeatures, *, progress: bool
     return {
         "fid": finite_or_none(frechet_distance(computed["real"], computed["samples"])),
         "fid_reconstruction": finite_or_none(frechet_distance(computed["real"], computed["reconstructions"])),
+        "fid_product": finite_or_none(frechet_distance(computed["real"], computed["product"])),
     }
 
 
@@ -372,16 +391,19 @@ def _silhouettes(
     evaluation.true_masks = raw["person_mask"][rows]
     evaluation.real_masks = segment_with(backgrounds, rows, evaluation.real)
     evaluation.generated_masks = segment_with(backgrounds, rows, evaluation.reconstructions)
+    product_masks = segment_with(backgrounds, rows, evaluation.product)
     evaluation.silhouette_rows = np.flatnonzero(usable(backgrounds, rows))
     kept = evaluation.silhouette_rows
     if kept.size == 0:
-        unavailable["silhouette_iou"] = unavailable["silhouette_iou_ceiling"] = (
-            "no session has two folds of frames showing enough of the empty room to estimate it"
-        )
+        for key in SILHOUETTE_KEYS:
+            unavailable[key] = (
+                "no session has two folds of frames showing enough of the empty room to estimate it"
+            )
         return {}
     truth = evaluation.true_masks[kept]
     return {
         "silhouette_iou": finite_or_none(float(iou(evaluation.generated_masks[kept], truth).mean())),
+        "silhouette_iou_product": finite_or_none(float(iou(product_masks[kept], truth).mean())),
         "silhouette_iou_ceiling": finite_or_none(float(iou(evaluation.real_masks[kept], truth).mean())),
         "silhouette_samples": int(kept.size),
     }

@@ -210,7 +210,7 @@ def load_model(directory: Path) -> ModelBundle:
             f"{path}: preprocessing makes {preprocessing.heatmap.output_size} heatmaps, "
             f"the network takes {config.heatmap_size}"
         )
-    networks = SpadeSRModel(config)
+    networks = SpadeSRModel(config, with_discriminator=training.details.get("recipe") != "cpu")
     networks.load_state_dict(_read_weights(directory / WEIGHTS_FILE, networks, expected_bytes, expected_sha))
     networks.eval()
     bank = _load_bank(directory / BANK_FILE, config.z_dim)

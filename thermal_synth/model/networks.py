@@ -317,11 +317,16 @@ class SpatialEncoder(nn.Module):
 
 
 class SpadeSRModel(nn.Module):
-    """The three networks of one model, under the state-dict prefixes the model file uses."""
+    """The networks of one model, under the state-dict prefixes the model file uses.
 
-    def __init__(self, config: ModelConfig) -> None:
+    `with_discriminator` False leaves D out: the CPU recipe's critics work on frozen ImageNet
+    features and stay in its checkpoints, so its model files hold only what inference needs.
+    """
+
+    def __init__(self, config: ModelConfig, *, with_discriminator: bool = True) -> None:
         super().__init__()
         self.config = config
         self.generator = Generator(config)
-        self.discriminator = Discriminator(config)
+        if with_discriminator:
+            self.discriminator = Discriminator(config)
         self.encoder = SpatialEncoder(config) if config.spatial_code else InversionEncoder(config)

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
+from thermal_synth.model.bank import LatentBank
 from thermal_synth.model.config import ModelConfig
 from thermal_synth.model.files import ModelBundle, TrainingRecord
 from thermal_synth.model.networks import SLOPE, SpadeSRModel
@@ -63,10 +64,16 @@ class PairBatch:
 
 
 class ReferenceSampler:
-    """For each target frame, another frame of its session (a single-frame session uses itself)."""
+    """For each target frame, another frame of its session (a single-frame session uses itself).
 
-    def __init__(self, pairs: PairTensors) -> None:
+    Of `candidates` frames drawn at random, the one where the person moved most against the target
+    is taken: most pairs of a session show nearly the same pose, where copying the photo is right,
+    and a painter trained on them learns to copy (measured: arms of the photo painted over the
+    live pose). Harder pairs make the heatmap the only way to a low loss."""
+
+    def __init__(self, pairs: PairTensors, candidates: int = 1) -> None:
         self.pairs = pairs
+        self.candidates = candidates
         self.by_session = {int(s): np.flatnonzero(pairs.sessions == s) for s in np.unique(pairs.sessions)}
 
     def references(self, indices: Tensor, rng: torch.Generator) -> Tensor:
@@ -74,7 +81,10 @@ class ReferenceSampler:
         for index in indices.tolist():
             rows = self.by_session[int(self.pairs.sessions[index])]
             others = rows[rows != index] if rows.size > 1 else rows
-            chosen.append(int(others[int(torch.randint(others.size, (1,), generator=rng))]))
+            draws = torch.randint(others.size, (self.candidates,), generator=rng).numpy()
+            options = torch.from_numpy(others[draws])
+            moved = moved_area(self.pairs, torch.full_like(options, index), options)
+            chosen.append(int(options[int(moved.argmax())]))
         return torch.tensor(chosen)
 
     def batch(self, indices: Tensor, rng: torch.Generator, device: torch.device) -> PairBatch:
@@ -89,14 +99,21 @@ def moved_region(pairs: PairTensors, targets: Tensor, references: Tensor) -> Ten
 
     With image-resolution person masks this is exact; without (a user's own recording built
     without --mask) it is where the two heatmaps differ, upsampled."""
-    if pairs.image_masks is not None:
-        differ = (pairs.image_masks[targets] ^ pairs.image_masks[references]).float()
-    else:
-        size = pairs.images.shape[-2:]
-        change = (pairs.heatmaps[targets] - pairs.heatmaps[references]).abs()
-        upsampled = functional.interpolate(change, size=size, mode="bilinear", align_corners=False)
-        differ = (upsampled > HEATMAP_CHANGE).float()
+    differ = _differ(pairs, targets, references).float()
     return functional.max_pool2d(differ, 2 * MOVED_DILATION + 1, stride=1, padding=MOVED_DILATION)
+
+
+def moved_area(pairs: PairTensors, targets: Tensor, references: Tensor) -> Tensor:
+    """(N,) share of the frame where the person moved between each target and reference."""
+    return _differ(pairs, targets, references).float().flatten(1).mean(1)
+
+
+def _differ(pairs: PairTensors, targets: Tensor, references: Tensor) -> Tensor:
+    if pairs.image_masks is not None:
+        return pairs.image_masks[targets] ^ pairs.image_masks[references]
+    size = pairs.images.shape[-2:]
+    change = (pairs.heatmaps[targets] - pairs.heatmaps[references]).abs()
+    return functional.interpolate(change, size=size, mode="bilinear", align_corners=False) > HEATMAP_CHANGE
 
 
 def weighted_l1(fake: Tensor, real: Tensor, weight: Tensor) -> Tensor:
@@ -162,7 +179,7 @@ class CpuRecipeTrainer:
         self.device = torch.device(device)
         torch.manual_seed(train_config.seed)
         self.generator_rng = torch.Generator(device="cpu").manual_seed(train_config.seed + 1)
-        self.networks = SpadeSRModel(config).to(self.device)
+        self.networks = SpadeSRModel(config, with_discriminator=False).to(self.device)
         self.ema = copy.deepcopy(self.networks).eval().requires_grad_(False)
         self.features = (features or load_imagenet_features()).to(self.device)
         self.heatmap_head = HeatmapHead(config.heatmap_size).to(self.device)
@@ -302,9 +319,9 @@ class CpuRecipeTrainer:
         self.reconstruction_steps = int(state["reconstruction_steps"])
         self.gan_steps = int(state["gan_steps"])
 
-    def bundle(self, bank, dataset: str = "", details: dict | None = None) -> ModelBundle:
-        """The shippable model: EMA generator and encoder (the discriminator of the file is unused)."""
-        exported = SpadeSRModel(self.config)
+    def bundle(self, bank: LatentBank, dataset: str = "", details: dict | None = None) -> ModelBundle:
+        """The shippable model: EMA generator and encoder, nothing else."""
+        exported = SpadeSRModel(self.config, with_discriminator=False)
         exported.generator.load_state_dict(self.ema.generator.state_dict())
         exported.encoder.load_state_dict(self.ema.encoder.state_dict())
         record_details = {

@@ -167,7 +167,7 @@ class _Run:
             self.trainer: SpadeSRTrainer | CpuRecipeTrainer = CpuRecipeTrainer(
                 plan.model, self.preprocessing, plan.train, device
             )
-            self.references = ReferenceSampler(self.pairs)
+            self.references = ReferenceSampler(self.pairs, plan.train.reference_candidates)
         else:
             self.trainer = SpadeSRTrainer(
                 plan.model,

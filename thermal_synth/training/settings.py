@@ -64,6 +64,7 @@ class TrainSettings:
     ema_inversion: float = TrainConfig.ema_inversion
     inversion_l1_weight: float = TrainConfig.inversion_l1_weight
     inversion_adversarial_weight: float = TrainConfig.inversion_adversarial_weight
+    reference_candidates: int = TrainConfig.reference_candidates
     moved_weight: float = TrainConfig.moved_weight
     multiscale_weight: float = TrainConfig.multiscale_weight
     perceptual_weight: float = TrainConfig.perceptual_weight
@@ -109,7 +110,10 @@ class TrainSettings:
             raise SettingsError(f"precision must be auto, {' or '.join(PRECISIONS)}, got {self.precision!r}")
         if self.normalisation not in NORMALISATION_MODES:
             raise SettingsError(f"normalisation must be one of {NORMALISATION_MODES}")
-        positive = ("batch_size", "r1_interval", "log_every", "sample_every", "checkpoint_every")
+        positive = (
+            "batch_size", "r1_interval", "log_every", "sample_every", "checkpoint_every",
+            "reference_candidates",
+        )  # fmt: skip
         for name in (*positive, "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")

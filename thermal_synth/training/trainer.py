@@ -67,6 +67,8 @@ class TrainConfig:
     compile: bool = False
     """torch.compile the generator; D is left eager because R1 needs a double backward."""
     seed: int = 0
+    reference_candidates: int = 3
+    """CPU recipe: frames drawn per target, the one where the person moved most is the reference."""
     moved_weight: float = 5.0
     """CPU recipe: L1 weight where the person moved between the reference and the target frame."""
     multiscale_weight: float = 1.0
