@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from thermal_synth.contact_sheet import captioned_grid
-from thermal_synth.evaluation.metrics import Evaluation, evenly_spread
+from thermal_synth.evaluation.metrics import BLEND_FRACTIONS, Evaluation, evenly_spread
 from thermal_synth.evaluation.silhouettes import iou
 
 TILE_SCALE = 2
@@ -61,6 +61,20 @@ def disentanglement_sheet(evaluation: Evaluation) -> np.ndarray:
             tiles.append(enlarge(cell))
             captions.append(_cell_caption(evaluation, code, column))
     return captioned_grid(tiles, captions, columns=len(grid.heatmap_labels) + 1, caption_lines=3)
+
+
+def blends_sheet(evaluation: Evaluation) -> np.ndarray:
+    """Row i: code 2i blended into code 2i + 1 (as the node blends on a switch), one heatmap."""
+    grid = evaluation.disentanglement
+    tiles, captions = [], []
+    for pair, strip in enumerate(grid.blends):
+        start, end = grid.code_names[2 * pair], grid.code_names[2 * pair + 1]
+        for fraction, image in zip(BLEND_FRACTIONS, strip, strict=True):
+            tiles.append(enlarge(image))
+            captions.append([f"{1 - fraction:.0%} {start}"[:30], f"{fraction:.0%} {end}"[:30]])
+    if not tiles:
+        tiles, captions = [np.full((8, 8, 3), 255, np.uint8)], [["fewer than two codes", ""]]
+    return captioned_grid(tiles, captions, columns=len(BLEND_FRACTIONS), caption_lines=2)
 
 
 def _cell_caption(evaluation: Evaluation, code: int, column: int) -> list[str]:

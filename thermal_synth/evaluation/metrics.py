@@ -109,6 +109,10 @@ def appearance_retention(cell_colours: np.ndarray, source_colours: np.ndarray) -
     return AppearanceRetention(np.sqrt((differences**2).sum(-1)))
 
 
+BLEND_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""Steps of an appearance switch the blends figure paints."""
+
+
 @dataclass
 class Disentanglement:
     """k codes x n heatmaps: row c paints code c in the pose of column j's frame."""
@@ -122,6 +126,8 @@ class Disentanglement:
     cells: np.ndarray
     """(k, n, H, W, 3) uint8 generated images."""
     retention: AppearanceRetention | None
+    blends: np.ndarray
+    """(pairs, fractions, H, W, 3) uint8: code 2i blended into code 2i + 1, one heatmap."""
 
 
 @dataclass

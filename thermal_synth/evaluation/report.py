@@ -10,6 +10,7 @@ from typing import Any
 
 from thermal_synth.contact_sheet import encode_jpeg, encode_png
 from thermal_synth.evaluation.figures import (
+    blends_sheet,
     disentanglement_sheet,
     product_path_sheet,
     samples_sheet,
@@ -24,6 +25,7 @@ METRICS_FILE = "metrics.json"
 FIGURES = {
     "samples.png": samples_sheet,
     "disentanglement.png": disentanglement_sheet,
+    "blends.png": blends_sheet,
     "silhouettes.png": silhouettes_sheet,
     "product_path.jpg": product_path_sheet,
 }
@@ -218,6 +220,14 @@ def markdown(metrics: Mapping[str, Any]) -> str:
             "disentangled model keeps the outfit and room along a row and the pose down a column.",
             "",
             "![disentanglement](disentanglement.png)",
+            "",
+            "## Blends",
+            "",
+            "An appearance switch mid-call blends the old code into the new one over `transition_s`; each "
+            "row shows the steps of one such blend painted with one heatmap (left: the first code, right: "
+            "the second). Every step should show a plausible person.",
+            "",
+            "![blends](blends.png)",
             "",
             "## Silhouettes",
             "",

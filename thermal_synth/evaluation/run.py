@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from thermal_synth.evaluation.fid import InceptionFeatures, frechet_distance
 from thermal_synth.evaluation.metrics import (
+    BLEND_FRACTIONS,
     TARGETS,
     Disentanglement,
     Evaluation,
@@ -35,6 +36,7 @@ from thermal_synth.evaluation.report import write_report
 from thermal_synth.evaluation.silhouettes import cross_fold_backgrounds, iou, segment_with, usable
 from thermal_synth.inference import (
     DEVICE_AUTO,
+    blend_codes,
     check_precision,
     paint_codes,
     select_device,
@@ -195,6 +197,11 @@ def measure(
             "gan_steps": bundle.training.gan_steps,
             "inversion_steps": bundle.training.inversion_steps,
             "dataset": bundle.training.dataset,
+            "details": {
+                key: bundle.training.details[key]
+                for key in ("recipe", "reconstruction_steps", "adversarial_steps")
+                if key in bundle.training.details
+            },
         },
         "mae": finite_or_none(float(sample_mae.mean())),
         "fid": fids.get("fid"),
@@ -480,6 +487,31 @@ def _paint_grid(
         raw["rgb"][inputs.heatmap_rows],
         cells,
         retention,
+        _paint_blends(bundle, inputs.codes, heatmaps[:1], precision),
+    )
+
+
+def _paint_blends(
+    bundle: ModelBundle, codes: np.ndarray, heatmap: torch.Tensor, precision: str
+) -> np.ndarray:
+    """(pairs, fractions, H, W, 3): code 2i blended into code 2i + 1 as the node blends on a switch
+    (`blend_codes`), each painted with one heatmap. Every step must paint a plausible person."""
+    spherical = not bundle.config.spatial_code
+    strips = []
+    for start, end in zip(codes[0::2], codes[1::2], strict=False):
+        blended = np.stack([blend_codes(start, end, f, spherical=spherical) for f in BLEND_FRACTIONS])
+        batch = torch.from_numpy(blended.astype(np.float32)).to(heatmap.device)
+        strips.append(
+            to_uint8(
+                paint_codes(
+                    bundle.networks.generator, batch, heatmap.expand(len(batch), -1, -1, -1), precision
+                )
+            )
+        )
+    return (
+        np.stack(strips)
+        if strips
+        else np.zeros((0, len(BLEND_FRACTIONS), *bundle.config.image_size, 3), np.uint8)
     )
 
 
