@@ -16,6 +16,7 @@ from conftest import BIN
 from model_fixtures import TINY_CONFIG
 from safetensors.torch import load_file
 
+from thermal_synth.inference import AppearanceTransition, blend_codes
 from thermal_synth.model.bank import LatentBank, LatentBankError, LatentCode
 from thermal_synth.model.config import ModelConfig, ModelConfigError, named_config
 from thermal_synth.model.files import ModelBundle, TrainingRecord, load_model, load_trained_model, save_model
@@ -232,3 +233,14 @@ def test_train_command_runs_the_cpu_recipe(sim_dataset: Path, tmp_path: Path) ->
     records = RunLog(tmp_path / "model.run").records()
     assert [r["phase"] for r in records] == ["reconstruction", "reconstruction", "adversarial"]
     assert all(math.isfinite(r["g_perceptual"]) for r in records)
+
+
+def test_spatial_codes_blend_linearly_and_stay_in_their_range() -> None:
+    start = np.full(8, 0.9, np.float32)
+    end = np.concatenate([np.full(4, -0.9), np.full(4, 0.9)]).astype(np.float32)
+    transition = AppearanceTransition("a", start, spherical=False)
+    transition.switch("b", end, now_s=0.0, duration_s=1.0)
+    middle = transition.z_at(0.5)
+    assert np.allclose(middle, (start + end) / 2)
+    assert np.abs(middle).max() <= 0.9 + 1e-6
+    assert np.abs(blend_codes(start, end, 0.5, spherical=True)).max() > 0.9  # the arc leaves the range

@@ -22,6 +22,7 @@ PLOT_FILE = "curves.png"
 COLUMNS = (
     "step", "phase", "phase_step", "elapsed_s", "steps_per_s",
     "d_loss", "d_adv", "d_rec", "r1", "g_loss", "g_rec", "g_distil", "e_loss", "e_l1", "e_distil",
+    "g_total", "g_l1", "g_multiscale", "g_perceptual", "g_heatmap", "h_real", "g_adv",
 )  # fmt: skip
 """Fixed so the CSV header never changes mid-file; a phase leaves the other phase's columns empty."""
 PLOTTED = (
@@ -30,7 +31,13 @@ PLOTTED = (
     ("R1", ("r1",)),
     ("inversion", ("e_loss", "e_l1")),
     ("distillation (L1 to the teacher)", ("g_distil", "e_distil")),
+    ("cpu recipe: painter's total loss", ("g_total",)),
+    ("cpu recipe: L1 (x5 where moved), multi-scale L1", ("g_l1", "g_multiscale")),
+    ("cpu recipe: perceptual (ImageNet features)", ("g_perceptual",)),
+    ("cpu recipe: heatmap read back, painted / real", ("g_heatmap", "h_real")),
+    ("cpu recipe: projected GAN, G / D", ("g_adv", "d_loss")),
 )
+"""A panel is drawn when its first loss was logged: `d_loss` is the GAN recipe's too."""
 
 
 @dataclass
@@ -102,7 +109,7 @@ class RunLog:
         from matplotlib import pyplot
 
         # Only the loss families this run logs: an ordinary run has no distillation panel.
-        shown = [(title, keys) for title, keys in PLOTTED if any(key in r for r in records for key in keys)]
+        shown = [(title, keys) for title, keys in PLOTTED if any(keys[0] in r for r in records)]
         rows = max(1, math.ceil(len(shown) / 2))
         figure, axes = pyplot.subplots(
             rows, 2, figsize=(11, 3.5 * rows), squeeze=False, constrained_layout=True
