@@ -27,9 +27,9 @@ from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = next((p for p in (REPO / "shared", REPO.parent / "shared") if p.is_dir()), REPO.parent / "shared")
-"""The project's shared facts: beside the checkout in CI and development, inside it on a device copy."""
-LEPTON_FRAME = SHARED / "data" / "lepton35_person_frame.npy"
+LEPTON_FRAME = REPO / "thermal_synth" / "data" / "lepton35_person_frame.npy"
+"""One real Lepton 3.5 frame of a person, packaged with the simulated rig: a clone's tests need
+nothing beside it."""
 BIN = Path(sys.executable).parent
 
 # A shell without job control starts background jobs with SIGINT ignored (`make test &`, a CI
