@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +39,7 @@ from thermal_synth.training.perceptual import (
     ImageNetFeatures,
     load_imagenet_features,
 )
-from thermal_synth.training.trainer import TrainConfig, update_ema
+from thermal_synth.training.trainer import CheckpointedTrainer, TrainConfig, update_ema
 
 MOVED_DILATION = 5
 """Pixels: the moved region grows by this much so the edges of a moved arm count as moved."""
@@ -162,8 +161,13 @@ class HeatmapHead(nn.Module):
         return torch.tanh(self.net(feature))
 
 
-class CpuRecipeTrainer:
+class CpuRecipeTrainer(CheckpointedTrainer):
     """Reconstruction steps, then adversarial steps; G and the encoder learn together."""
+
+    STATEFUL = (
+        "networks", "ema", "heatmap_head", "discriminator", "optimiser_g", "optimiser_h", "optimiser_d"
+    )  # fmt: skip
+    STEP_COUNTERS = ("reconstruction_steps", "gan_steps")
 
     def __init__(
         self,
@@ -293,31 +297,6 @@ class CpuRecipeTrainer:
     def _update_ema(self, step: int) -> None:
         update_ema(self.ema.generator, self.networks.generator, self.train_config.ema_gan, step)
         update_ema(self.ema.encoder, self.networks.encoder, self.train_config.ema_gan, step)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "networks": self.networks.state_dict(),
-            "ema": self.ema.state_dict(),
-            "heatmap_head": self.heatmap_head.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "optimiser_g": self.optimiser_g.state_dict(),
-            "optimiser_h": self.optimiser_h.state_dict(),
-            "optimiser_d": self.optimiser_d.state_dict(),
-            "generator_rng": self.generator_rng.get_state(),
-            "reconstruction_steps": self.reconstruction_steps,
-            "gan_steps": self.gan_steps,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.networks.load_state_dict(state["networks"])
-        self.ema.load_state_dict(state["ema"])
-        self.heatmap_head.load_state_dict(state["heatmap_head"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        for name in ("optimiser_g", "optimiser_h", "optimiser_d"):
-            getattr(self, name).load_state_dict(state[name])
-        self.generator_rng.set_state(state["generator_rng"])
-        self.reconstruction_steps = int(state["reconstruction_steps"])
-        self.gan_steps = int(state["gan_steps"])
 
     def bundle(self, bank: LatentBank, dataset: str = "", details: dict | None = None) -> ModelBundle:
         """The shippable model: EMA generator and encoder, nothing else."""

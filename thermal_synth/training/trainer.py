@@ -88,7 +88,32 @@ class TrainConfig:
             raise ValueError("batch_size and r1_interval must be >= 1")
 
 
-class SpadeSRTrainer:
+class CheckpointedTrainer:
+    """`state_dict()` holds everything a resumed run needs to take the same next step as an
+    uninterrupted one: the state of each of `STATEFUL` (networks, EMA, optimisers, critics), the
+    random generator and the step counters, under the same keys in every checkpoint."""
+
+    STATEFUL: tuple[str, ...] = ()
+    STEP_COUNTERS: tuple[str, ...] = ()
+    generator_rng: torch.Generator
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {name: getattr(self, name).state_dict() for name in self.STATEFUL}
+        state["generator_rng"] = self.generator_rng.get_state()
+        return state | {name: getattr(self, name) for name in self.STEP_COUNTERS}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self.STATEFUL:
+            getattr(self, name).load_state_dict(state[name])
+        self.generator_rng.set_state(state["generator_rng"])
+        for name in self.STEP_COUNTERS:
+            setattr(self, name, int(state[name]))
+
+
+class SpadeSRTrainer(CheckpointedTrainer):
+    STATEFUL = ("networks", "ema", "optimiser_d", "optimiser_g", "optimiser_e")
+    STEP_COUNTERS = ("gan_steps", "inversion_steps")
+
     def __init__(
         self,
         config: ModelConfig,
@@ -226,28 +251,6 @@ class SpadeSRTrainer:
         self.inversion_steps += 1
         update_ema(self.ema.encoder, encoder, tc.ema_inversion, self.inversion_steps)
         return {**metrics, "e_loss": loss.item(), "e_l1": l1.item()}
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs to take the same next step as an uninterrupted one."""
-        return {
-            "networks": self.networks.state_dict(),
-            "ema": self.ema.state_dict(),
-            "optimiser_d": self.optimiser_d.state_dict(),
-            "optimiser_g": self.optimiser_g.state_dict(),
-            "optimiser_e": self.optimiser_e.state_dict(),
-            "generator_rng": self.generator_rng.get_state(),
-            "gan_steps": self.gan_steps,
-            "inversion_steps": self.inversion_steps,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.networks.load_state_dict(state["networks"])
-        self.ema.load_state_dict(state["ema"])
-        for name in ("optimiser_d", "optimiser_g", "optimiser_e"):
-            getattr(self, name).load_state_dict(state[name])
-        self.generator_rng.set_state(state["generator_rng"])
-        self.gan_steps = int(state["gan_steps"])
-        self.inversion_steps = int(state["inversion_steps"])
 
     def bundle(self, bank: LatentBank, dataset: str = "", details: dict | None = None) -> ModelBundle:
         """The shippable model: EMA generator and encoder, live discriminator (for `codes add --refine`)."""
