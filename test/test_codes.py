@@ -28,7 +28,7 @@ from thermal_synth.codes import (
 )
 from thermal_synth.model.bank import THUMBNAIL_SHAPE, LatentBank, make_thumbnail
 from thermal_synth.model.files import BANK_FILE, MODEL_JSON, load_trained_model
-from thermal_synth.shards import ShardReader
+from thermal_synth.shards import ShardReader, appearance_name
 
 IMAGE_SIZE = (96, 128)
 ERROR_PREFIX = "thermal-synth codes"
@@ -418,3 +418,38 @@ def test_the_installed_command_lists_adds_and_reports_errors_on_one_line(model, 
     assert refused.stderr.startswith(f"{ERROR_PREFIX}: error: invalid code name")
     assert refused.stderr.count("\n") == 1
     assert (model / BANK_FILE).read_bytes() == original
+
+
+def test_add_sessions_enrols_one_code_per_appearance_of_a_split_as_add_encodes_a_photo(
+    model, sim_dataset, capsys
+):
+    code, out, err = codes(
+        capsys,
+        "add-sessions",
+        "--model",
+        model,
+        sim_dataset,
+        "--split",
+        "heldout",
+        "--clear",
+        "--device",
+        "cpu",
+    )
+    assert code == 0, err
+    reader = ShardReader(sim_dataset)
+    data = reader.load_split("heldout", ["rgb", "session"])
+    sessions = np.unique(data["session"])
+    expected = list(dict.fromkeys(appearance_name(reader.sessions[s]) for s in sessions))
+    bundle = load_trained_model(model)
+    assert bundle.bank.names() == expected
+    assert f"added {len(expected)} codes" in out
+    first = np.flatnonzero(data["session"] == sessions[0])
+    photo = data["rgb"][first[first.size // 2]]
+    entry = bundle.bank.get(expected[0])
+    np.testing.assert_allclose(entry.z, encode_photos(bundle, [photo], "cpu"), atol=1e-5)
+    np.testing.assert_array_equal(entry.thumbnail, make_thumbnail(photo))
+    missing, _, err = codes(
+        capsys, "add-sessions", "--model", model, sim_dataset / "absent", "--device", "cpu"
+    )
+    assert missing == 2
+    assert bank_of(model).names() == expected  # a failed enrolment leaves the bank as it was

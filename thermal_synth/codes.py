@@ -509,6 +509,21 @@ def _load(model: Path | None) -> ModelBundle:
         raise CodesError(str(error)) from None
 
 
+def _encoding_model(args: argparse.Namespace) -> tuple[str, ModelBundle]:
+    """The device and the model of an action that turns photos into codes (`add`, `add-sessions`)."""
+    try:
+        device = str(select_device(args.device))
+    except ValueError as error:
+        raise CodesError(str(error)) from None
+    bundle = _load(args.model)
+    if not bundle.training.encoder_trained:
+        raise CodesError(
+            f"{bundle.directory}: this model's inversion encoder was never trained (0 inversion "
+            "steps), so it cannot turn photos into codes; train it with inversion steps"
+        )
+    return device, bundle
+
+
 @_guarded
 def run_list(args: argparse.Namespace) -> None:
     bundle = _load(args.model)
@@ -521,17 +536,8 @@ def run_list(args: argparse.Namespace) -> None:
 
 @_guarded
 def run_add(args: argparse.Namespace) -> None:
-    try:
-        device = str(select_device(args.device))
-    except ValueError as error:
-        raise CodesError(str(error)) from None
     name = check_name(args.name)
-    bundle = _load(args.model)
-    if not bundle.training.encoder_trained:
-        raise CodesError(
-            f"{bundle.directory}: this model's inversion encoder was never trained (0 inversion "
-            "steps), so it cannot turn photos into codes; train it with inversion steps"
-        )
+    device, bundle = _encoding_model(args)
     replacing = name in bundle.bank
     if replacing and not args.replace:
         raise CodesError(f"a code named {name!r} already exists (remove it first, or --replace)")
@@ -577,13 +583,7 @@ def session_photos(data: Path, split: str) -> list[tuple[str, np.ndarray, str]]:
 
 @_guarded
 def run_add_sessions(args: argparse.Namespace) -> None:
-    try:
-        device = str(select_device(args.device))
-    except ValueError as error:
-        raise CodesError(str(error)) from None
-    bundle = _load(args.model)
-    if not bundle.training.encoder_trained:
-        raise CodesError(f"{bundle.directory}: this model's encoder was never trained")
+    device, bundle = _encoding_model(args)
     entries = session_photos(args.data, args.split)
     if args.clear:
         for name in bundle.bank.names():

@@ -142,7 +142,7 @@ def measure(
     timings["load_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    reconstructions, samples, product, sample_mae = _generate(
+    reconstructions, samples, sample_mae = _generate(
         bundle, pairs, rows, config, device=device, precision=precision, progress=progress
     )
     disentanglement = _paint_grid(
@@ -151,10 +151,11 @@ def measure(
     timings["generate_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    product_path, product_frames = _product_path(
+    product_path, product_frames, painted = _product_path(
         bundle, pairs, raw, reader.sessions, config, device=device, precision=precision, progress=progress
     )
     timings["product_path_s"] = time.perf_counter() - clock
+    product = _product_for_rows(pairs.sessions, rows, painted, reconstructions)
     real = raw["rgb"][rows]
     labels = [session_label(reader.sessions[s]) for s in pairs.sessions[rows]]
     evaluation = Evaluation(
@@ -250,11 +251,8 @@ def _generate(
     device: torch.device,
     precision: str,
     progress: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """G(h, I(x)), G(h, z), G(h, I(photo)) and the per-frame MAE on [0, 1] of the first against x.
-
-    The photo is the first frame of the row's session in the split, as in the product path: the
-    code a user enrols, painted in the row's pose.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """G(h, I(x)), G(h, z) and the per-frame MAE on [0, 1] of the first against x.
 
     The codes z are drawn on the CPU in one go, so the samples do not depend on the batch size
     or the device. A spatial-code model has no prior to draw from: its z is the code of another
@@ -267,9 +265,7 @@ def _generate(
         codes = torch.randn(
             len(rows), bundle.config.z_dim, generator=torch.Generator().manual_seed(config.seed)
         )
-    session_ids, photo_rows = np.unique(pairs.sessions, return_index=True)
-    own_photos = photo_rows[np.searchsorted(session_ids, pairs.sessions[rows])]
-    reconstructions, samples, product, errors = [], [], [], []
+    reconstructions, samples, errors = [], [], []
     starts = range(0, len(rows), config.batch_size)
     for start in tqdm(starts, desc="generate", unit="batch", disable=not progress):
         batch = torch.from_numpy(rows[start : start + config.batch_size])
@@ -279,23 +275,35 @@ def _generate(
         reconstructions.append(to_uint8(reconstructed))
         batch_codes = codes[start : start + config.batch_size].to(device)
         samples.append(to_uint8(paint_codes(generator, batch_codes, heatmaps, precision)))
-        photos = pairs.images[torch.from_numpy(own_photos[start : start + config.batch_size])].to(device)
-        product.append(to_uint8(paint_codes(generator, encoder(photos), heatmaps, precision)))
-    return (
-        np.concatenate(reconstructions),
-        np.concatenate(samples),
-        np.concatenate(product),
-        np.concatenate(errors),
-    )
+    return np.concatenate(reconstructions), np.concatenate(samples), np.concatenate(errors)
+
+
+def session_photo_rows(sessions: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The product path's photos: each session's first row of the split (in session order), and
+    for each of `rows` the position of its session among them."""
+    session_ids, photo_rows = np.unique(sessions, return_index=True)
+    return photo_rows, np.searchsorted(session_ids, sessions[rows])
+
+
+def _product_for_rows(
+    sessions: np.ndarray, rows: np.ndarray, painted: np.ndarray, reconstructions: np.ndarray
+) -> np.ndarray:
+    """G(h, I(photo)) for the evaluated rows, taken from the product path's paintings of the whole
+    split (`painted`, every row but the photos, in order); a photo row paints from its own code,
+    which is its reconstruction G(h, I(x))."""
+    photo_rows, _ = session_photo_rows(sessions, rows)
+    painted_rows = np.setdiff1d(np.arange(len(sessions)), photo_rows)
+    is_photo = np.isin(rows, photo_rows)
+    position = np.minimum(np.searchsorted(painted_rows, rows), len(painted_rows) - 1)
+    return np.where(is_photo[:, None, None, None], reconstructions, painted[position])
 
 
 def _foreign_photo_codes(
     encoder: torch.nn.Module, pairs: PairTensors, rows: np.ndarray, device: torch.device
 ) -> torch.Tensor:
     """For each row, the code of the first frame of the next session in the split (cyclically)."""
-    session_ids, first_rows = np.unique(pairs.sessions, return_index=True)
-    position = np.searchsorted(session_ids, pairs.sessions[rows])
-    photos = pairs.images[torch.from_numpy(first_rows[(position + 1) % len(session_ids)])]
+    photo_rows, position = session_photo_rows(pairs.sessions, rows)
+    photos = pairs.images[torch.from_numpy(photo_rows[(position + 1) % len(photo_rows)])]
     return torch.cat([encoder(photos[start : start + 64].to(device)) for start in range(0, len(photos), 64)])
 
 
@@ -310,7 +318,7 @@ def _product_path(
     device: torch.device,
     precision: str,
     progress: bool,
-) -> tuple[ProductPath, ProductPathFrames]:
+) -> tuple[ProductPath, ProductPathFrames, np.ndarray]:
     """What a user gets: each session's first frame of the split is their photo, turned into a code
     by the inversion encoder as `thermal-synth codes add` does (`SynthesisEngine.encode`: the
     encoder on the uint8 photo, in fp32), and every other frame of the session is painted from its
@@ -320,9 +328,10 @@ def _product_path(
     one painting per frame costs a fraction of the Inception pass.
     """
     generator, encoder = bundle.networks.generator, bundle.networks.encoder
-    session_ids, photo_rows = np.unique(pairs.sessions, return_index=True)
+    photo_rows, photo_of_row = session_photo_rows(pairs.sessions, np.arange(len(pairs)))
+    session_ids = pairs.sessions[photo_rows]
     painted_rows = np.setdiff1d(np.arange(len(pairs)), photo_rows)  # sorted: the split's order
-    photo_of = np.searchsorted(session_ids, pairs.sessions[painted_rows])
+    photo_of = photo_of_row[painted_rows]
     photos = raw["rgb"][photo_rows]
     codes = torch.cat(
         [
@@ -356,7 +365,7 @@ def _product_path(
         real.append(raw["rgb"][painted_rows[frames[chosen]]])
         painted_shown.append(painted[frames[chosen]])
     labels = [session_label(sessions[session_ids[session]]) for session in shown]
-    return metrics, ProductPathFrames(labels, photos[shown], positions, real, painted_shown)
+    return metrics, ProductPathFrames(labels, photos[shown], positions, real, painted_shown), painted
 
 
 def _fids(evaluation: Evaluation, features: InceptionFeatures, *, progress: bool) -> dict[str, float | None]:
