@@ -177,12 +177,7 @@ class CpuRecipeTrainer(CheckpointedTrainer):
         device: torch.device | str = "cpu",
         features: ImageNetFeatures | None = None,
     ) -> None:
-        self.config = config
-        self.preprocessing = preprocessing
-        self.train_config = train_config
-        self.device = torch.device(device)
-        torch.manual_seed(train_config.seed)
-        self.generator_rng = torch.Generator(device="cpu").manual_seed(train_config.seed + 1)
+        super().__init__(config, preprocessing, train_config, device)
         self.networks = SpadeSRModel(config, with_discriminator=False).to(self.device)
         self.ema = copy.deepcopy(self.networks).eval().requires_grad_(False)
         self.features = (features or load_imagenet_features()).to(self.device)

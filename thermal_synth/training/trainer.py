@@ -95,7 +95,21 @@ class CheckpointedTrainer:
 
     STATEFUL: tuple[str, ...] = ()
     STEP_COUNTERS: tuple[str, ...] = ()
-    generator_rng: torch.Generator
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        preprocessing: Preprocessing,
+        train_config: TrainConfig,
+        device: torch.device | str,
+        rng_offset: int = 0,
+    ) -> None:
+        self.config = config
+        self.preprocessing = preprocessing
+        self.train_config = train_config
+        self.device = torch.device(device)
+        torch.manual_seed(train_config.seed)
+        self.generator_rng = torch.Generator(device="cpu").manual_seed(train_config.seed + 1 + rng_offset)
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {name: getattr(self, name).state_dict() for name in self.STATEFUL}
@@ -125,13 +139,8 @@ class SpadeSRTrainer(CheckpointedTrainer):
         gradient_sync: GradientSync | None = None,
         teacher: Teacher | None = None,
     ) -> None:
-        self.config = config
-        self.preprocessing = preprocessing
-        self.train_config = train_config
-        self.device = torch.device(device)
-        torch.manual_seed(train_config.seed)
         # Every rank starts from the same weights but draws its own z and noise.
-        self.generator_rng = torch.Generator(device="cpu").manual_seed(train_config.seed + 1 + 7919 * rank)
+        super().__init__(config, preprocessing, train_config, device, rng_offset=7919 * rank)
         self._sync = gradient_sync or (lambda _network: None)
         self.teacher = teacher
         self.networks = SpadeSRModel(config).to(self.device)
