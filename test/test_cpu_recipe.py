@@ -23,7 +23,14 @@ from thermal_synth.model.files import ModelBundle, TrainingRecord, load_model, l
 from thermal_synth.model.networks import SpadeSRModel
 from thermal_synth.model.recipe import Normalisation, Preprocessing
 from thermal_synth.shards import HeatmapRecipe, ShardReader
-from thermal_synth.training.cpu_recipe import CpuRecipeTrainer, ReferenceSampler, moved_area, moved_region
+from thermal_synth.training.checkpoints import CheckpointError
+from thermal_synth.training.cpu_recipe import (
+    CpuRecipeTrainer,
+    ReferenceSampler,
+    colour_retention,
+    moved_area,
+    moved_region,
+)
 from thermal_synth.training.data import load_pairs
 from thermal_synth.training.perceptual import (
     FEATURE_CHANNELS,
@@ -32,7 +39,7 @@ from thermal_synth.training.perceptual import (
     load_imagenet_features,
     weights_path,
 )
-from thermal_synth.training.run import Schedule, TrainingPlan, train_model
+from thermal_synth.training.run import RunDirectoryError, Schedule, TrainingPlan, train_model
 from thermal_synth.training.run_log import RunLog
 from thermal_synth.training.settings import SettingsError, TrainSettings, load_settings
 from thermal_synth.training.trainer import TrainConfig
@@ -135,6 +142,31 @@ def test_a_few_steps_of_each_phase_lower_the_painting_loss(phase: str, pairs, fe
         assert {"d_loss", "g_adv"} <= set(last)
 
 
+def test_swapped_rows_take_another_sessions_code_and_learn_to_keep_its_colours(pairs, features) -> None:
+    sampler = ReferenceSampler(pairs, swap_fraction=0.5)
+    targets = torch.arange(8)
+    batch = sampler.batch(targets, torch.Generator().manual_seed(4), torch.device("cpu"))
+    assert batch.swapped.tolist() == [False] * 4 + [True] * 4
+    rows = [int(np.flatnonzero((pairs.images == ref).flatten(1).all(1))[0]) for ref in batch.references]
+    sessions = pairs.sessions[rows]
+    assert (sessions[4:] != pairs.sessions[:8][4:]).all()
+    assert (sessions[:4] == pairs.sessions[:8][:4]).all()
+    assert ReferenceSampler(pairs, swap_fraction=0.9).swap_count(2) == 1  # one true frame stays
+
+    masks = batch.image_masks
+    assert colour_retention(batch.images, masks, batch.images, masks).item() == 0.0
+    brighter = (batch.images + 0.3).clamp(-1.0, 1.0)
+    assert colour_retention(brighter, masks, batch.images, masks).item() > 0.2
+
+    trainer = CpuRecipeTrainer(TINY_SPATIAL, Preprocessing(), RECIPE_TRAIN, features=features)
+    first = trainer.reconstruction_step(batch)
+    for _ in range(14):
+        last = trainer.reconstruction_step(batch)
+    assert last["g_retention"] < first["g_retention"]
+    assert last["g_l1"] < first["g_l1"]
+    assert "g_retention" in trainer.adversarial_step(batch)
+
+
 def test_cpu_recipe_runs_resume_to_the_weights_of_one_uninterrupted_run(
     sim_dataset: Path, tmp_path: Path
 ) -> None:
@@ -173,6 +205,42 @@ def test_cpu_recipe_runs_resume_to_the_weights_of_one_uninterrupted_run(
     )
     for name, tensor in expected.items():
         assert torch.equal(tensor, resumed[name]), name
+
+
+def test_a_new_run_starts_from_another_runs_checkpoint_with_its_own_settings(
+    sim_dataset: Path, tmp_path: Path
+) -> None:
+    schedule = Schedule(log_every=1, sample_every=100, checkpoint_every=2, keep_checkpoints=1)
+    plan = TrainingPlan(
+        TINY_SPATIAL, 0, 0, recipe="cpu", reconstruction_steps=2, train=RECIPE_TRAIN, schedule=schedule
+    )
+    first = train_model(
+        sim_dataset, tmp_path / "first", plan, run_directory=tmp_path / "first.run", progress=False
+    )
+    swapping = replace(plan, gan_steps=2, train=replace(RECIPE_TRAIN, swap_fraction=0.5, lr_generator=1e-4))
+    tuned = train_model(
+        sim_dataset,
+        tmp_path / "tuned",
+        swapping,
+        run_directory=tmp_path / "tuned.run",
+        init_from=tmp_path / "first.run",
+        progress=False,
+    )
+    assert tuned.bundle.training.steps_text() == "cpu recipe: 2 reconstruction + 2 adversarial steps"
+    origin = {"checkpoint": str(first.checkpoint), "step": 2}
+    assert tuned.bundle.training.details["initialised_from"] == origin
+    records = RunLog(tmp_path / "tuned.run").records()
+    assert [r["step"] for r in records] == [3, 4]  # the reconstruction steps were not done again
+    assert all("g_retention" in r for r in records)
+    before = load_file(str(tmp_path / "first" / "weights.safetensors"))
+    after = load_file(str(tmp_path / "tuned" / "weights.safetensors"))
+    assert any(not torch.equal(tensor, after[name]) for name, tensor in before.items())
+
+    other_model = replace(swapping, model=replace(TINY_SPATIAL, thermal_channels=16))
+    with pytest.raises(CheckpointError, match="its model differ"):
+        train_model(sim_dataset, tmp_path / "x", other_model, init_from=first.checkpoint, progress=False)
+    with pytest.raises(RunDirectoryError, match="pass one of them"):
+        train_model(sim_dataset, tmp_path / "y", swapping, resume=True, init_from=first.checkpoint)
 
 
 def test_a_spatial_code_model_saves_and_loads_with_its_bank(tmp_path: Path) -> None:
@@ -215,6 +283,8 @@ def test_cpu_recipe_settings_are_validated() -> None:
         TrainSettings(recipe="cpu", reconstruction_steps=10, inversion_steps=5)
     with pytest.raises(SettingsError, match="recipe must be one of"):
         TrainSettings(recipe="magic")
+    with pytest.raises(SettingsError, match=r"swap_fraction must be in \[0, 1\)"):
+        TrainSettings(recipe="cpu", reconstruction_steps=10, inversion_steps=0, swap_fraction=1.0)
 
 
 def test_train_command_runs_the_cpu_recipe(sim_dataset: Path, tmp_path: Path) -> None:

@@ -69,6 +69,12 @@ def add_parser(commands, name: str, help: str) -> None:
     parser.add_argument("--run-dir", type=Path, help="logs, samples, checkpoints (default: OUT.run)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir exactly")
     parser.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="RUN_OR_CHECKPOINT",
+        help="start a new run from another run's last checkpoint (fine-tuning with other settings)",
+    )
+    parser.add_argument(
         "--max-minutes", type=number, default=math.inf, help="stop with a checkpoint after this long"
     )
     add_setting_flags(parser)
@@ -138,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
                 )
             directory.mkdir(parents=True, exist_ok=True)
             write_text_atomic(directory / SETTINGS_FILE, json.dumps(settings.to_json(), indent=2) + "\n")
-        outcome = train_model(args.data, args.out, plan, run_directory=directory, resume=args.resume)
+        outcome = train_model(
+            args.data, args.out, plan, run_directory=directory, resume=args.resume, init_from=args.init_from
+        )
     except TrainingDiverged as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_DIVERGED

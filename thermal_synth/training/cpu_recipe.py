@@ -14,6 +14,13 @@ The paper's GAN recipe needs days of GPU time and, cut to a few hundred CPU step
 2. Adversarial. The same, plus a projected discriminator (Sauer et al. 2021): small heads on the
    frozen features, conditioned on the heatmap, hinge loss, no R1; the reconstruction losses stay.
 
+In both phases a share of each batch (`swap_fraction`) may be *swapped*: painted with the code of
+another session's frame, as when a user switches to an appearance recorded elsewhere or a bank
+entry meets a stranger's pose. No true frame exists for those, so they learn from the heatmap read
+back, the discriminator and a colour loss: the person and the room keep the photo's colours.
+Without them the painter only ever sees codes aligned with the pose and, given a stranger's pose,
+paints the photo's person where the photo had them.
+
 Everything a run needs to continue bit for bit is in `state_dict()`, as for the GAN recipe.
 """
 
@@ -60,6 +67,12 @@ class PairBatch:
     references: Tensor
     moved: Tensor
     """(N, 1, H, W) float in [0, 1]: where the person is in one frame and not the other."""
+    swapped: Tensor
+    """(N,) bool: the reference comes from another session (no true frame for this row)."""
+    image_masks: Tensor | None = None
+    """(N, 1, H, W) bool person pixels of the targets, or None without person masks."""
+    reference_masks: Tensor | None = None
+    """The same for the references."""
 
 
 class ReferenceSampler:
@@ -70,10 +83,24 @@ class ReferenceSampler:
     and a painter trained on them learns to copy (measured: arms of the photo painted over the
     live pose). Harder pairs make the heatmap the only way to a low loss."""
 
-    def __init__(self, pairs: PairTensors, candidates: int = 1) -> None:
+    def __init__(self, pairs: PairTensors, candidates: int = 1, swap_fraction: float = 0.0) -> None:
         self.pairs = pairs
         self.candidates = candidates
         self.by_session = {int(s): np.flatnonzero(pairs.sessions == s) for s in np.unique(pairs.sessions)}
+        self.swap_fraction = swap_fraction if len(self.by_session) > 1 else 0.0
+        """One session has no other appearance to swap in."""
+
+    def swap_count(self, batch_size: int) -> int:
+        """Rows of a batch to swap: the last ones; at least one row always keeps its true frame."""
+        return min(int(self.swap_fraction * batch_size), batch_size - 1)
+
+    def strangers(self, indices: Tensor, rng: torch.Generator) -> Tensor:
+        """For each target, a random frame of a random other session."""
+        chosen = []
+        for index in indices.tolist():
+            others = np.flatnonzero(self.pairs.sessions != self.pairs.sessions[index])
+            chosen.append(int(others[int(torch.randint(others.size, (1,), generator=rng))]))
+        return torch.tensor(chosen, dtype=torch.long)
 
     def references(self, indices: Tensor, rng: torch.Generator) -> Tensor:
         chosen = []
@@ -87,10 +114,22 @@ class ReferenceSampler:
         return torch.tensor(chosen)
 
     def batch(self, indices: Tensor, rng: torch.Generator, device: torch.device) -> PairBatch:
-        references = self.references(indices, rng)
+        kept = len(indices) - self.swap_count(len(indices))
+        references = torch.cat([self.references(indices[:kept], rng), self.strangers(indices[kept:], rng)])
+        swapped = torch.arange(len(indices)) >= kept
         images, heatmaps, cells = self.pairs.batch(indices, device)
         moved = moved_region(self.pairs, indices, references).to(device)
-        return PairBatch(images, heatmaps, cells, self.pairs.images[references].to(device), moved)
+        masks = self.pairs.image_masks
+        return PairBatch(
+            images,
+            heatmaps,
+            cells,
+            self.pairs.images[references].to(device),
+            moved,
+            swapped.to(device),
+            None if masks is None else masks[indices].to(device),
+            None if masks is None else masks[references].to(device),
+        )
 
 
 def moved_region(pairs: PairTensors, targets: Tensor, references: Tensor) -> Tensor:
@@ -117,6 +156,29 @@ def _differ(pairs: PairTensors, targets: Tensor, references: Tensor) -> Tensor:
 
 def weighted_l1(fake: Tensor, real: Tensor, weight: Tensor) -> Tensor:
     return ((fake - real).abs() * weight).mean() / weight.mean()
+
+
+def colour_retention(painted: Tensor, painted_masks: Tensor, photos: Tensor, photo_masks: Tensor) -> Tensor:
+    """L1 between the mean colours of person and room in painted images and in their photos.
+
+    Rows where a frame shows no person (or nothing but the person) count only for the part both
+    frames show."""
+    loss, parts = painted.new_zeros(()), painted.new_zeros(())
+    for region, photo_region in ((painted_masks, photo_masks), (~painted_masks, ~photo_masks)):
+        painted_mean, painted_area = _masked_mean(painted, region)
+        photo_mean, photo_area = _masked_mean(photos, photo_region)
+        valid = ((painted_area > 0) & (photo_area > 0)).float()
+        loss = loss + ((painted_mean - photo_mean).abs().mean(1) * valid).sum()
+        parts = parts + valid.sum()
+    return loss / parts.clamp_min(1.0)
+
+
+def _masked_mean(images: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+    """(N, C) mean of each image over its mask and the (N,) mask areas."""
+    weights = masks.float()
+    area = weights.flatten(1).sum(1)
+    total = (images * weights).flatten(2).sum(2)
+    return total / area.clamp_min(1.0)[:, None], area
 
 
 class ProjectedDiscriminator(nn.Module):
@@ -209,31 +271,40 @@ class CpuRecipeTrainer(CheckpointedTrainer):
     def _reconstruction_losses(
         self, batch: PairBatch, fakes: Tensor, fake_features: list[Tensor], real_features: list[Tensor]
     ) -> dict[str, Tensor]:
+        """Reconstruction losses on the rows with a true frame; the heatmap loss on every row;
+        the colour loss on the swapped rows."""
         tc = self.train_config
-        weight = 1.0 + (tc.moved_weight - 1.0) * batch.moved
-        l1 = weighted_l1(fakes, batch.images, weight)
+        true = ~batch.swapped
+        images, fakes_true = batch.images[true], fakes[true]
+        weight = 1.0 + (tc.moved_weight - 1.0) * batch.moved[true]
+        l1 = weighted_l1(fakes_true, images, weight)
         multiscale = sum(
             weighted_l1(
-                functional.avg_pool2d(fakes, factor),
-                functional.avg_pool2d(batch.images, factor),
+                functional.avg_pool2d(fakes_true, factor),
+                functional.avg_pool2d(images, factor),
                 functional.avg_pool2d(weight, factor),
             )
             for factor in MULTISCALE_FACTORS
         )
         perceptual = sum(
-            (fake - real).abs().mean() / real.abs().mean().clamp_min(1e-6)
+            (fake[true] - real[true]).abs().mean() / real[true].abs().mean().clamp_min(1e-6)
             for fake, real in zip(fake_features, real_features, strict=True)
         )
         heatmap = heatmap_reconstruction(batch.heatmaps, self.heatmap_head(fake_features), batch.cell_masks)
         total = l1 + tc.multiscale_weight * multiscale + tc.perceptual_weight * perceptual
         total = total + tc.heatmap_weight * heatmap
-        return {
-            "l1": l1,
-            "multiscale": multiscale,
-            "perceptual": perceptual,
-            "heatmap": heatmap,
-            "total": total,
-        }
+        losses = {"l1": l1, "multiscale": multiscale, "perceptual": perceptual, "heatmap": heatmap}
+        if batch.swapped.any() and batch.image_masks is not None and batch.reference_masks is not None:
+            swapped = batch.swapped
+            retention = colour_retention(
+                fakes[swapped],
+                batch.image_masks[swapped],
+                batch.references[swapped],
+                batch.reference_masks[swapped],
+            )
+            total = total + tc.retention_weight * retention
+            losses["retention"] = retention
+        return losses | {"total": total}
 
     def _heatmap_head_step(self, batch: PairBatch, real_features: list[Tensor]) -> float:
         loss = heatmap_reconstruction(batch.heatmaps, self.heatmap_head(real_features), batch.cell_masks)

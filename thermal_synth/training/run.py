@@ -112,13 +112,20 @@ def train_model(
     *,
     run_directory: Path | None = None,
     resume: bool = False,
+    init_from: Path | None = None,
     progress: bool = True,
 ) -> TrainingOutcome:
+    """`init_from`: a run directory (its last checkpoint) or one checkpoint directory whose
+    networks, optimisers and step counts a *new* run starts from, with settings of its own
+    (fine-tuning: the same model config and heatmap normalisation, other losses or data)."""
+    if resume and init_from is not None:
+        raise RunDirectoryError("--resume continues a run; --init-from starts a new one: pass one of them")
     workers, device = start_workers(plan.device)
     try:
-        return _Run(
-            Path(data), Path(out), plan, workers=workers, device=device, run_directory=run_directory
-        ).train(resume, progress)
+        run = _Run(Path(data), Path(out), plan, workers=workers, device=device, run_directory=run_directory)
+        if init_from is not None:
+            run.initialise_from(Path(init_from))
+        return run.train(resume, progress)
     finally:
         stop_workers(workers)
 
@@ -167,7 +174,9 @@ class _Run:
             self.trainer: SpadeSRTrainer | CpuRecipeTrainer = CpuRecipeTrainer(
                 plan.model, self.preprocessing, plan.train, device
             )
-            self.references = ReferenceSampler(self.pairs, plan.train.reference_candidates)
+            self.references = ReferenceSampler(
+                self.pairs, plan.train.reference_candidates, plan.train.swap_fraction
+            )
         else:
             self.trainer = SpadeSRTrainer(
                 plan.model,
@@ -183,6 +192,7 @@ class _Run:
         self.directory = run_directory
         self.log = RunLog(run_directory) if run_directory is not None else None
         self.last_checkpoint: Path | None = None
+        self.initialised_from: dict[str, Any] | None = None
         self.samples = SampleInputs.pick(self._sample_source(), plan.model, plan.train.seed)
         self.started = time.monotonic()
 
@@ -322,6 +332,25 @@ class _Run:
             raise CheckpointError(f"{directory}: does not fit this run ({error})") from None
         self.last_checkpoint = directory
 
+    def initialise_from(self, source: Path) -> None:
+        """Networks, optimiser moments and step counts from another run's checkpoint; learning
+        rates, losses and random generators (batches, noise) are this run's own."""
+        found = list_checkpoints(source / CHECKPOINTS_DIRECTORY) or list_checkpoints(source)
+        directory = found[-1].directory if found else source
+        state = load_checkpoint(directory)
+        plan = (state.get("identity") or {}).get("plan") or {}
+        wanted = self.plan.fingerprint()
+        differing = [key for key in ("model", "normalisation", "recipe") if plan.get(key) != wanted.get(key)]
+        if differing:
+            raise CheckpointError(
+                f"{directory}: cannot start this run: its {' and '.join(differing)} differ from this run's"
+            )
+        try:
+            self.trainer.adopt_state_dict(state["trainer"])
+        except (KeyError, TypeError, RuntimeError, ValueError) as error:
+            raise CheckpointError(f"{directory}: does not fit this run ({error})") from None
+        self.initialised_from = {"checkpoint": str(directory), "step": self.step}
+
     def _checkpoint(self) -> None:
         if self.checkpoints is None:
             return
@@ -372,6 +401,8 @@ class _Run:
         if not self.workers.is_main:
             return None
         details: dict[str, Any] = {"dataset_sha256": self.dataset_sha256, "train": asdict(self.plan.train)}
+        if self.initialised_from is not None:
+            details["initialised_from"] = self.initialised_from
         if self.teacher is not None:
             details["distillation"] = self.teacher.record()
         bundle = self.trainer.bundle(

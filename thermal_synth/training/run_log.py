@@ -23,6 +23,7 @@ COLUMNS = (
     "step", "phase", "phase_step", "elapsed_s", "steps_per_s",
     "d_loss", "d_adv", "d_rec", "r1", "g_loss", "g_rec", "g_distil", "e_loss", "e_l1", "e_distil",
     "g_total", "g_l1", "g_multiscale", "g_perceptual", "g_heatmap", "h_real", "g_adv",
+    "g_retention",
 )  # fmt: skip
 """Fixed so the CSV header never changes mid-file; a phase leaves the other phase's columns empty."""
 PLOTTED = (
@@ -36,6 +37,7 @@ PLOTTED = (
     ("cpu recipe: perceptual (ImageNet features)", ("g_perceptual",)),
     ("cpu recipe: heatmap read back, painted / real", ("g_heatmap", "h_real")),
     ("cpu recipe: projected GAN, G / D", ("g_adv", "d_loss")),
+    ("cpu recipe: swapped appearances, colour kept (L1)", ("g_retention",)),
 )
 """A panel is drawn when its first loss was logged: `d_loss` is the GAN recipe's too."""
 

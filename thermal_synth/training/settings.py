@@ -70,6 +70,8 @@ class TrainSettings:
     perceptual_weight: float = TrainConfig.perceptual_weight
     heatmap_weight: float = TrainConfig.heatmap_weight
     adversarial_weight: float = TrainConfig.adversarial_weight
+    swap_fraction: float = TrainConfig.swap_fraction
+    retention_weight: float = TrainConfig.retention_weight
     heatmap_noise: float = TrainConfig.heatmap_noise
     seed: int = TrainConfig.seed
     normalisation: str = Normalisation.mode
@@ -152,6 +154,10 @@ class TrainSettings:
             )
         if self.moved_weight < 1.0:
             raise SettingsError(f"moved_weight must be >= 1, got {self.moved_weight}")
+        if not 0.0 <= self.swap_fraction < 1.0:
+            raise SettingsError(f"swap_fraction must be in [0, 1), got {self.swap_fraction}")
+        if self.retention_weight < 0.0:
+            raise SettingsError(f"retention_weight must be >= 0, got {self.retention_weight}")
 
     def model_config(self, heatmap_size: tuple[int, int]) -> ModelConfig:
         return named_config(self.model, heatmap_size)

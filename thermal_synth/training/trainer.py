@@ -80,6 +80,13 @@ class TrainConfig:
     adversarial_weight: float = 0.1
     """CPU recipe, adversarial phase: weight of the projected discriminator's hinge loss (the
     reconstruction losses keep `reconstruction_weight`)."""
+    swap_fraction: float = 0.0
+    """CPU recipe: share of each batch painted with the code of *another* session's frame (an
+    appearance switch: a stranger's pose in this outfit and room). Those rows have no true frame;
+    they learn from the heatmap read back, the discriminator and `retention_weight`."""
+    retention_weight: float = 1.0
+    """CPU recipe: L1 between the mean colours of person and room painted in a swapped row and
+    those of the photo its code came from (needs person masks; 0 without)."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -122,6 +129,18 @@ class CheckpointedTrainer:
         self.generator_rng.set_state(state["generator_rng"])
         for name in self.STEP_COUNTERS:
             setattr(self, name, int(state[name]))
+
+    def adopt_state_dict(self, state: dict[str, Any]) -> None:
+        """Another run's weights, optimiser moments and step counts under this run's settings:
+        its learning rates and betas, and its own noise generator (fine-tuning)."""
+        own_rng = self.generator_rng.get_state()
+        optimisers = [getattr(self, name) for name in self.STATEFUL if name.startswith("optimiser")]
+        settings = [[(group["lr"], group["betas"]) for group in o.param_groups] for o in optimisers]
+        self.load_state_dict(state)
+        self.generator_rng.set_state(own_rng)
+        for optimiser, groups in zip(optimisers, settings, strict=True):
+            for group, (lr, betas) in zip(optimiser.param_groups, groups, strict=True):
+                group["lr"], group["betas"] = lr, betas
 
 
 class SpadeSRTrainer(CheckpointedTrainer):
