@@ -16,7 +16,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
     ],
-    package_data={"thermal_synth": ["data/*.npy", "models/default/*"]},
+    package_data={"thermal_synth": ["data/*.npy", "data/models/default/*"]},
     python_requires=">=3.10",
     # ROS client libraries are deliberately absent: on a ROS install they come from the
     # sourced distro (package.xml), elsewhere `make setup` installs the Jazzy wheels.
@@ -49,9 +49,9 @@ setup(
         "console_scripts": [
             "thermal_driver = thermal_driver.node:main",
             "rgb_camera = thermal_driver.rgb_camera:main",
-            "thermal_synth = thermal_synth.synth_node:main",
-            "pair_recorder = thermal_synth.recorder_node:main",
-            "virtual_camera = thermal_synth.virtual_camera_node:main",
+            "thermal_synth = thermal_synth.nodes.synth:main",
+            "pair_recorder = thermal_synth.nodes.recorder:main",
+            "virtual_camera = thermal_synth.nodes.virtual_camera:main",
             "thermal-synth = thermal_synth.cli:main",
         ],
     },

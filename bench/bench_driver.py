@@ -16,13 +16,13 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from bench.common import machine_info, spread, tail
-from thermal_driver.rig.rig import SimRig, sessions
+from thermal_driver.sources.rig.rig import SimRig, sessions
 from thermal_msgs import topics
 from thermal_msgs.image import array_to_image
 from thermal_msgs.privacy import privacy_downsample
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
 from thermal_msgs.units import centikelvin_to_celsius
-from thermal_synth.processes import node_process, spin_for, use_private_domain
+from thermal_synth.bringup.processes import node_process, spin_for, use_private_domain
 
 
 def per_frame_cost_us(repeats: int, frames_per_repeat: int = 500) -> dict:

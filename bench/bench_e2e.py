@@ -36,7 +36,7 @@ from bench.common import machine_info, tail
 from thermal_msgs import topics
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
 from thermal_msgs.units import stamp_ns
-from thermal_synth.processes import spin_for, spin_until, use_private_domain
+from thermal_synth.bringup.processes import spin_for, spin_until, use_private_domain
 
 WINDOW_S = 60.0
 """A p99 over some 520 frames at 8.7 Hz (the fifth-worst): on two shared cores the few slowest

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import machine_info, spread
-from thermal_driver.rig.rig import SimRig, sessions
+from thermal_driver.sources.rig.rig import SimRig, sessions
 from thermal_msgs import topics
-from thermal_synth.bags import STORAGES, BagOptions, PairBagWriter, SessionLabels, image_cdr
+from thermal_synth.recording.bags import STORAGES, BagOptions, PairBagWriter, SessionLabels, image_cdr
 
 PAIRS = 600
 REPEATS = 5

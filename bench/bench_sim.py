@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 
 from bench.common import machine_info, spread
-from thermal_synth.simulate import SimConfig, generate, plan_splits, render_pairs
+from thermal_synth.sim.simulate import SimConfig, generate, plan_splits, render_pairs
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 

@@ -39,11 +39,11 @@ from thermal_msgs import topics
 from thermal_msgs.image import array_to_image
 from thermal_msgs.qos import STREAM_PUBLISHER_QOS, STREAM_SUBSCRIBER_QOS
 from thermal_msgs.units import stamp_ns
-from thermal_synth.inference import PRECISION_AUTO, SynthesisEngine
+from thermal_synth.bringup.processes import node_process, spin_for, spin_until, use_private_domain
+from thermal_synth.engine.inference import PRECISION_AUTO, SynthesisEngine
+from thermal_synth.engine.streams import paint_heatmap, paint_heatmaps
 from thermal_synth.model.config import NAMED_CONFIGS
 from thermal_synth.model.files import load_trained_model
-from thermal_synth.processes import node_process, spin_for, spin_until, use_private_domain
-from thermal_synth.synth_node import paint_heatmap, paint_heatmaps
 
 LEPTON_RATE_HZ = 8.7
 PERIOD_MS = 1e3 / LEPTON_RATE_HZ
@@ -167,7 +167,7 @@ def through_ros(count: int, window_s: float) -> dict:
     participants = Participants(names)
     try:
         parameters = {"streams": "[" + ", ".join(names) + "]", "device": "auto"}
-        with node_process("thermal_synth.synth_node", parameters) as node:
+        with node_process("thermal_synth.nodes.synth", parameters) as node:
             if not spin_until(
                 participants, lambda: all(participants.received.values()), STARTUP_TIMEOUT_S, node
             ):

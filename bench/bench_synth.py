@@ -63,12 +63,14 @@ import torch
 from torch import Tensor, nn
 
 from bench.common import machine_info, spread, tail
+from thermal_synth.common.json_files import check_format, read_json
+from thermal_synth.engine.inference import SynthesisEngine, to_uint8
+from thermal_synth.engine.interpolation import HeatmapTimeline
+from thermal_synth.engine.pacing import OutputClock
+from thermal_synth.engine.streams import paint_heatmap
 from thermal_synth.evaluation.report import METRICS_FILE
 from thermal_synth.evaluation.run import FORMAT_NAME as EVALUATION_FORMAT
 from thermal_synth.evaluation.run import FORMAT_VERSION as EVALUATION_VERSION
-from thermal_synth.inference import SynthesisEngine, to_uint8
-from thermal_synth.interpolation import HeatmapTimeline
-from thermal_synth.json_files import check_format, read_json
 from thermal_synth.model.bank import LatentBank, LatentCode
 from thermal_synth.model.config import NAMED_CONFIGS, ModelConfig, ModelConfigError
 from thermal_synth.model.files import (
@@ -81,8 +83,6 @@ from thermal_synth.model.files import (
 )
 from thermal_synth.model.networks import Generator, SpadeSRModel
 from thermal_synth.model.recipe import Preprocessing
-from thermal_synth.pacing import OutputClock
-from thermal_synth.synth_node import paint_heatmap
 
 WEIGHTS_NOTE = "random init; speed does not depend on weight values"
 TARGET_FPS = {"fast": 60.0, "base": 8.7}

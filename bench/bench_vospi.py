@@ -15,8 +15,14 @@ import time
 import numpy as np
 
 from bench.common import machine_info, spread
-from thermal_driver.lepton.vospi import FRAME_COLS, FRAME_ROWS, Telemetry, TelemetryMode, VoSpiAssembler
-from thermal_driver.lepton.vospi_encoder import encode_stream
+from thermal_driver.sources.lepton.vospi import (
+    FRAME_COLS,
+    FRAME_ROWS,
+    Telemetry,
+    TelemetryMode,
+    VoSpiAssembler,
+)
+from thermal_driver.sources.lepton.vospi_encoder import encode_stream
 
 SEGMENTS_PER_S = 106
 CENTIKELVIN_RANGE = (29_000, 31_500)

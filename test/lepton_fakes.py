@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from fake_clock import FakeClock
 
-from thermal_driver.lepton.vospi import (
+from thermal_driver.sources.lepton.vospi import (
     FFC_STATES,
     FRAME_COLS,
     FRAME_ROWS,
@@ -24,7 +24,7 @@ from thermal_driver.lepton.vospi import (
     TelemetryMode,
     packet_crc,
 )
-from thermal_driver.lepton.vospi_encoder import DISCARD_PACKET, EncodedStream, encode_stream
+from thermal_driver.sources.lepton.vospi_encoder import DISCARD_PACKET, EncodedStream, encode_stream
 
 PLAUSIBLE_CENTIKELVIN = (29_000, 31_500)
 """About 17 to 42 degC: a room with people in it."""

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from thermal_synth.model.config import ModelConfig
-from thermal_synth.simulate import SimConfig, generate
+from thermal_synth.sim.simulate import SimConfig, generate
 from thermal_synth.training.run import TrainingPlan, train_model
 from thermal_synth.training.trainer import TrainConfig
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from fake_clock import FakeClock
 
-from thermal_driver.amg8833 import Amg8833Source, decode_pixels, decode_thermistor
-from thermal_driver.i2c import I2cBus
-from thermal_driver.source import SensorUnavailable
+from thermal_driver.sources.amg8833 import Amg8833Source, decode_pixels, decode_thermistor
+from thermal_driver.sources.base import SensorUnavailable
+from thermal_driver.sources.i2c import I2cBus
 
 PCTL, RST, FPSC = 0x00, 0x01, 0x02
 THERMISTOR, PIXELS = 0x0E, 0x80

@@ -26,7 +26,8 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from thermal_msgs.image import to_rgb8
 from thermal_msgs.topics import PAIRS_MASK, PAIRS_RGB, PAIRS_SESSION, PAIRS_THERMAL
 from thermal_synth import bags
-from thermal_synth.bags import (
+from thermal_synth.cli import main as cli_main
+from thermal_synth.recording.bags import (
     STORAGES,
     BagOptions,
     BagReadError,
@@ -39,8 +40,7 @@ from thermal_synth.bags import (
     repair_bag,
     salvage_messages,
 )
-from thermal_synth.bags.labels import _typestore
-from thermal_synth.cli import main as cli_main
+from thermal_synth.recording.bags.labels import _typestore
 
 BASE_NS = 1_700_000_000 * 1_000_000_000
 PERIOD_NS = 100_000_000
@@ -311,7 +311,7 @@ def test_flush_reaches_the_file_while_the_writer_is_open(tmp_path, storage):
 CHILD = r"""
 import os, resource, signal, sys, time
 import numpy as np
-from thermal_synth.bags import BagOptions, BagWriteError, PairBagWriter, SessionLabels, image_cdr
+from thermal_synth.recording.bags import BagOptions, BagWriteError, PairBagWriter, SessionLabels, image_cdr
 
 mode, path, storage = sys.argv[1:4]
 thermal = np.zeros((120, 160), np.uint16)

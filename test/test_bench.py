@@ -21,8 +21,8 @@ from bench.__main__ import (
     synth_tables,
     table,
 )
-from thermal_synth.bags import STORAGES
 from thermal_synth.model.files import DEFAULT_MODEL, MODEL_JSON
+from thermal_synth.recording.bags import STORAGES
 from thermal_synth.training.settings import load_settings
 
 PERFORMANCE_PAGE = Path(__file__).resolve().parents[1] / "docs" / "performance.md"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import BIN, thermal_synth
 
-from thermal_synth.bags import PairBagWriter, SessionLabels, image_cdr
 from thermal_synth.cli import COMMANDS, main
+from thermal_synth.recording.bags import PairBagWriter, SessionLabels, image_cdr
 
 IMPORTED_BY_HELP = """
 import sys

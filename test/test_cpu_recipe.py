@@ -16,13 +16,13 @@ from conftest import BIN
 from model_fixtures import TINY_CONFIG
 from safetensors.torch import load_file
 
-from thermal_synth.inference import AppearanceTransition, blend_codes
+from thermal_synth.dataset.shards import HeatmapRecipe, ShardReader
+from thermal_synth.engine.inference import AppearanceTransition, blend_codes
 from thermal_synth.model.bank import LatentBank, LatentBankError, LatentCode
 from thermal_synth.model.config import ModelConfig, ModelConfigError, named_config
 from thermal_synth.model.files import ModelBundle, TrainingRecord, load_model, load_trained_model, save_model
 from thermal_synth.model.networks import SpadeSRModel
 from thermal_synth.model.recipe import Normalisation, Preprocessing
-from thermal_synth.shards import HeatmapRecipe, ShardReader
 from thermal_synth.training.checkpoints import CheckpointError
 from thermal_synth.training.cpu_recipe import (
     CpuRecipeTrainer,

@@ -21,21 +21,21 @@ import numpy as np
 import pytest
 from conftest import BIN, thermal_synth
 
-from thermal_driver.rig.rig import SimRig, sessions
-from thermal_driver.rig.types import THERMAL_SHAPE, SimPair
+from thermal_driver.sources.rig.rig import SimRig, sessions
+from thermal_driver.sources.rig.types import THERMAL_SHAPE, SimPair
 from thermal_msgs.topics import PAIRS_THERMAL
-from thermal_synth.bags import BagOptions, PairBagWriter, SessionLabels, image_cdr
 from thermal_synth.cli import main
-from thermal_synth.cli_args import EXIT_INTERRUPTED
-from thermal_synth.contact_sheet import LINE_HEIGHT, PADDING
+from thermal_synth.common.cli_args import EXIT_INTERRUPTED
+from thermal_synth.common.contact_sheet import LINE_HEIGHT, PADDING
+from thermal_synth.common.json_files import file_sha256
 from thermal_synth.dataset import preview
 from thermal_synth.dataset.align import AlignmentError, full_frame_alignment, load_alignment
 from thermal_synth.dataset.build import BuildConfig, BuildError, build, plan_splits
 from thermal_synth.dataset.masks import SEGMENTATION_EXTRA_HINT, thermal_person_mask, to_model_grid
-from thermal_synth.json_files import file_sha256
+from thermal_synth.dataset.shards import SPLITS, HeatmapRecipe, ShardReader
+from thermal_synth.engine.preprocess import align_mask, align_rgb
 from thermal_synth.model.recipe import Preprocessing
-from thermal_synth.preprocess import align_mask, align_rgb
-from thermal_synth.shards import SPLITS, HeatmapRecipe, ShardReader
+from thermal_synth.recording.bags import BagOptions, PairBagWriter, SessionLabels, image_cdr
 from thermal_synth.training.data import load_pairs
 
 SEED = 21

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from thermal_synth.dataset.shards import ShardReader
+from thermal_synth.engine.inference import SynthesisEngine
 from thermal_synth.evaluation.metrics import product_path_metrics
-from thermal_synth.inference import SynthesisEngine
 from thermal_synth.model.files import DEFAULT_MODEL, load_trained_model, resolve_model
-from thermal_synth.shards import ShardReader
-from thermal_synth.simulate import SimConfig, generate
+from thermal_synth.sim.simulate import SimConfig, generate
 
 TRAINING_SEED = 0
 """The simulated dataset the default model was trained on (README, Default model); its held-out

@@ -15,7 +15,7 @@ from conftest import REPO
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from thermal_synth.graph import (
+from thermal_synth.bringup.graph import (
     BRINGUPS,
     NodeSpec,
     argument_defaults,
@@ -25,7 +25,7 @@ from thermal_synth.graph import (
     resolve_arguments,
     yaml_parameters,
 )
-from thermal_synth.runner import our_entry_point, plan
+from thermal_synth.bringup.runner import our_entry_point, plan
 
 LAUNCH_DIR = REPO / "launch"
 ROS_BUILTIN_PARAMETERS = {"use_sim_time", "start_type_description_service"}

@@ -9,7 +9,8 @@ import pytest
 import torch
 from model_fixtures import TINY_CONFIG
 
-from thermal_synth.inference import (
+from thermal_synth.dataset.shards import ShardReader
+from thermal_synth.engine.inference import (
     AppearanceTransition,
     HeatmapError,
     SynthesisEngine,
@@ -23,7 +24,6 @@ from thermal_synth.model.bank import LatentBank, LatentCode
 from thermal_synth.model.files import ModelBundle, TrainingRecord, load_trained_model
 from thermal_synth.model.networks import SpadeSRModel
 from thermal_synth.model.recipe import Normalisation, Preprocessing
-from thermal_synth.shards import ShardReader
 
 
 @pytest.fixture(scope="module")

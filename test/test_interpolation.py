@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from thermal_synth.interpolation import MAX_BLEND_GAP_S, HeatmapTimeline
-from thermal_synth.pacing import OutputClock
+from thermal_synth.engine.interpolation import MAX_BLEND_GAP_S, HeatmapTimeline
+from thermal_synth.engine.pacing import OutputClock
 
 PERIOD_NS = 125_000_000
 """1/8 s: close to the Lepton's 115 ms, and exact in binary so blend fractions come out exact."""

@@ -3,7 +3,7 @@ import signal
 
 import pytest
 
-from thermal_synth.interrupts import deferred_interrupt
+from thermal_synth.common.interrupts import deferred_interrupt
 
 
 def _interrupt_inside_block(finished: list[bool]) -> None:

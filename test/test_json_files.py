@@ -1,7 +1,7 @@
 import os
 import stat
 
-from thermal_synth.json_files import write_text_atomic
+from thermal_synth.common.json_files import write_text_atomic
 
 
 def test_atomic_write_gives_the_permissions_a_plain_open_would(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 from fake_clock import FakeClock
 from lepton_fakes import FakeLeptonCciBus
 
-from thermal_driver.lepton.cci import (
+from thermal_driver.sources.lepton.cci import (
     RAD_TLINEAR_ENABLE,
     SYS_TELEMETRY_LOCATION,
     CciError,
@@ -14,7 +14,7 @@ from thermal_driver.lepton.cci import (
     LeptonCci,
     LeptonConfigurationError,
 )
-from thermal_driver.lepton.vospi import TelemetryMode
+from thermal_driver.sources.lepton.vospi import TelemetryMode
 
 GET, SET, RUN = 0, 1, 2
 

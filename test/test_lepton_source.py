@@ -13,15 +13,15 @@ from lepton_fakes import (
     LeptonStreamBuilder,
 )
 
-from thermal_driver.lepton.source import (
+from thermal_driver.sources.base import SensorUnavailable
+from thermal_driver.sources.lepton.source import (
     SPI_IOC_WR_BITS_PER_WORD,
     SPI_IOC_WR_MAX_SPEED_HZ,
     SPI_IOC_WR_MODE,
     LeptonSpiSource,
     LinuxSpi,
 )
-from thermal_driver.lepton.vospi import PACKET_BYTES, TelemetryMode
-from thermal_driver.source import SensorUnavailable
+from thermal_driver.sources.lepton.vospi import PACKET_BYTES, TelemetryMode
 
 SPI_PATH = "/dev/spidev0.0"
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from thermal_synth.dataset.shards import HeatmapRecipe
 from thermal_synth.model.bank import (
     THUMBNAIL_SHAPE,
     LatentBank,
@@ -33,7 +34,6 @@ from thermal_synth.model.files import (
 )
 from thermal_synth.model.networks import SpadeSRModel
 from thermal_synth.model.recipe import Normalisation, Preprocessing
-from thermal_synth.shards import HeatmapRecipe
 
 SMALL = ModelConfig(
     thermal_channels=4,

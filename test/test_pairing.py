@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thermal_synth.pairing import NS_PER_S, PairingConfig, PairMatcher
+from thermal_synth.recording.pairing import NS_PER_S, PairingConfig, PairMatcher
 
 MS = 1_000_000
 THERMAL_PERIOD_NS = round(NS_PER_S / 8.7)

@@ -14,10 +14,11 @@ import pytest
 import torch
 from conftest import BIN, stop
 
-from thermal_driver.rig.rig import SimRig, sessions
+from thermal_driver.sources.rig.rig import SimRig, sessions
 from thermal_msgs.privacy import privacy_downsample
 from thermal_msgs.units import centikelvin_to_celsius
 from thermal_synth.cli import main
+from thermal_synth.dataset.shards import ShardReader
 from thermal_synth.privacy_audit.attackers import TrainSettings, predict, thermal_input, train_classifier
 from thermal_synth.privacy_audit.audit import (
     AuditConfig,
@@ -34,8 +35,7 @@ from thermal_synth.privacy_audit.data import (
     parse_resolutions,
     render_empty_scenes,
 )
-from thermal_synth.shards import ShardReader
-from thermal_synth.simulate import SimConfig, generate
+from thermal_synth.sim.simulate import SimConfig, generate
 
 QUICK = ("--steps", "3", "--max-samples", "40", "--no-fid")
 SINGLE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import LEPTON_FRAME
 
-from thermal_driver.purethermal import FRAME_SHAPE, PureThermalSource, parse_device
-from thermal_driver.source import SensorUnavailable
+from thermal_driver.sources.base import SensorUnavailable
+from thermal_driver.sources.purethermal import FRAME_SHAPE, PureThermalSource, parse_device
 
 Y16_FOURCC = cv2.VideoWriter_fourcc("Y", "1", "6", " ")
 BY_ID_PATH = "/dev/v4l/by-id/usb-GroupGets_PureThermal_(fw:v1.3.0)_0018003c-video-index0"

@@ -21,8 +21,8 @@ from std_srvs.srv import SetBool
 from thermal_msgs import topics
 from thermal_msgs.image import array_to_image
 from thermal_msgs.qos import STREAM_PUBLISHER_QOS
-from thermal_synth.bags import PairBagReader, repair_bag
-from thermal_synth.recorder_node import PairRecorderNode, new_bag_path
+from thermal_synth.nodes.recorder import PairRecorderNode, new_bag_path
+from thermal_synth.recording.bags import PairBagReader, repair_bag
 
 MS = 1_000_000
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from thermal_synth.bags import BagOptions, PairBagReader, SessionLabels, image_cdr, repair_bag
-from thermal_synth.pairing import PairingConfig
-from thermal_synth.recording import Recording
+from thermal_synth.recording.bags import BagOptions, PairBagReader, SessionLabels, image_cdr, repair_bag
+from thermal_synth.recording.pairing import PairingConfig
+from thermal_synth.recording.session import Recording
 
 REPO = Path(__file__).resolve().parents[1]
 PERIOD_NS = 100_000_000
@@ -71,9 +71,9 @@ FULL_DISK_CHILD = """
 import json, resource, signal, sys
 sys.path.insert(0, sys.argv[2])
 from test_recording import frames, serialize
-from thermal_synth.bags import BagOptions, SessionLabels
-from thermal_synth.pairing import PairingConfig
-from thermal_synth.recording import Recording
+from thermal_synth.recording.bags import BagOptions, SessionLabels
+from thermal_synth.recording.pairing import PairingConfig
+from thermal_synth.recording.session import Recording
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 errors = []

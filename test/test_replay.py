@@ -12,8 +12,8 @@ from fake_clock import FakeClock
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from thermal_driver.replay import ReplayFinished, ReplaySource
-from thermal_driver.source import SensorUnavailable
+from thermal_driver.sources.base import SensorUnavailable
+from thermal_driver.sources.replay import ReplayFinished, ReplaySource
 from thermal_msgs.image import image_fields
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)

@@ -21,11 +21,11 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 from thermal_driver.rgb_camera import ConfigError, RgbCameraNode
-from thermal_driver.video_device import explain_open_failure
+from thermal_driver.sources.video_device import explain_open_failure
 from thermal_msgs import topics
 from thermal_msgs.image import image_to_array
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
-from thermal_synth.graph import config_dir, yaml_parameters
+from thermal_synth.bringup.graph import config_dir, yaml_parameters
 
 pytestmark = pytest.mark.ros
 

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from thermal_driver.rig.body import SKIN_PARTS, Part
-from thermal_driver.rig.pose import POSE_KEYS
-from thermal_driver.rig.rig import IDENTITIES, SCENES, SimRig, outfits_of, sessions
-from thermal_driver.rig.scenes import DESK_ITEMS
-from thermal_driver.rig.types import THERMAL_SHAPE, RigConfig, Session, SimPair
+from thermal_driver.sources.rig.body import SKIN_PARTS, Part
+from thermal_driver.sources.rig.pose import POSE_KEYS
+from thermal_driver.sources.rig.rig import IDENTITIES, SCENES, SimRig, outfits_of, sessions
+from thermal_driver.sources.rig.scenes import DESK_ITEMS
+from thermal_driver.sources.rig.types import THERMAL_SHAPE, RigConfig, Session, SimPair
 
 FRAME_S = 1.0 / 8.7
 SAMPLE_SESSIONS = sessions(10, seed=2024)

@@ -23,8 +23,8 @@ from std_srvs.srv import Trigger
 
 from thermal_msgs import topics
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
-from thermal_synth.bags import PairBagReader
-from thermal_synth.preview import SHADES, render_heatmap
+from thermal_synth.bringup.preview import SHADES, render_heatmap
+from thermal_synth.recording.bags import PairBagReader
 
 STARTUP_S = 60.0
 

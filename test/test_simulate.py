@@ -22,9 +22,8 @@ from conftest import BIN, LEPTON_FRAME
 from thermal_msgs.privacy import privacy_downsample
 from thermal_msgs.units import centikelvin_to_celsius
 from thermal_synth import sim_report
-from thermal_synth.cli_args import EXIT_INTERRUPTED
-from thermal_synth.preprocess import align_mask, align_rgb, to_unit_range
-from thermal_synth.shards import (
+from thermal_synth.common.cli_args import EXIT_INTERRUPTED
+from thermal_synth.dataset.shards import (
     GROUND_TRUTH_FIELDS,
     HeatmapRecipe,
     Sample,
@@ -33,7 +32,8 @@ from thermal_synth.shards import (
     ShardReader,
     ShardWriter,
 )
-from thermal_synth.simulate import SimConfig, generate
+from thermal_synth.engine.preprocess import align_mask, align_rgb, to_unit_range
+from thermal_synth.sim.simulate import SimConfig, generate
 
 
 def make_dataset(out: Path, **config) -> dict:

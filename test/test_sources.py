@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from fake_clock import FakeClock
 
-from thermal_driver.amg8833 import Amg8833Source
-from thermal_driver.purethermal import PureThermalSource
-from thermal_driver.replay import ReplaySource
-from thermal_driver.rig.types import THERMAL_SHAPE
-from thermal_driver.sim import SimSource
-from thermal_driver.source import RateKeeper
-from thermal_driver.sources import SourceConfig, make_source
+from thermal_driver.sources.amg8833 import Amg8833Source
+from thermal_driver.sources.base import RateKeeper
+from thermal_driver.sources.purethermal import PureThermalSource
+from thermal_driver.sources.registry import SourceConfig, make_source
+from thermal_driver.sources.replay import ReplaySource
+from thermal_driver.sources.rig.types import THERMAL_SHAPE
+from thermal_driver.sources.sim import SimSource
 from thermal_msgs.units import centikelvin_to_celsius
 
 VALID_SOURCES = r"\['sim', 'lepton_spi', 'purethermal', 'amg8833', 'replay'\]"

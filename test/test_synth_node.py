@@ -13,29 +13,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import set_parameters, start_executable, stop, wait_for
+from conftest import call_service, set_parameters, start_executable, stop, wait_for
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from model_fixtures import copy_model
 from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.srv import GetParameters
 from rclpy.node import Node
-from rclpy.parameter import Parameter
+from rclpy.parameter import Parameter, parameter_value_to_python
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
 from thermal_msgs import topics
 from thermal_msgs.image import array_to_image, image_to_array
 from thermal_msgs.qos import STREAM_PUBLISHER_QOS, STREAM_SUBSCRIBER_QOS
-from thermal_synth.inference import SynthesisEngine, cpu_flags, select_precision
+from thermal_synth.engine.inference import SynthesisEngine, cpu_flags, select_precision
+from thermal_synth.engine.streams import Mailboxes, paint_heatmap, paint_heatmaps
 from thermal_synth.model.bank import LatentBank, LatentCode
 from thermal_synth.model.files import BANK_FILE, HOW_TO_GET_A_MODEL, TrainingRecord, load_model, save_model
-from thermal_synth.synth_node import (
-    MAX_OUTPUT_RATE_HZ,
-    ConfigError,
-    Mailboxes,
-    ThermalSynthNode,
-    paint_heatmap,
-    paint_heatmaps,
-)
+from thermal_synth.nodes.synth import ConfigError, ThermalSynthNode
+from thermal_synth.nodes.synth_parameters import MAX_OUTPUT_RATE_HZ
 
 pytestmark = pytest.mark.ros
 
@@ -124,6 +120,12 @@ class Harness(Node):
         (result,) = set_parameters(self, "thermal_synth", **values)
         return result
 
+    def remote_parameter(self, name: str) -> object:
+        """`ros2 param get /thermal_synth NAME`: through the node's service, as the CLI asks."""
+        request = GetParameters.Request(names=[name])
+        (value,) = call_service(self, GetParameters, "/thermal_synth/get_parameters", request).values
+        return parameter_value_to_python(value)
+
     def trigger(self, service: str) -> Trigger.Response:
         client = self.create_client(Trigger, f"/thermal_synth/{service}")
         assert client.wait_for_service(timeout_sec=10.0), f"{service} never appeared"
@@ -183,10 +185,11 @@ def assert_same_picture(actual: np.ndarray, expected: np.ndarray) -> None:
 def test_heatmap_in_rgb_out_with_the_input_stamp_and_frame_id(harness, synth, reference):
     synth()
     heatmap = person_heatmap()
+    first_code = reference.bundle.bank.names()[0]
+    assert harness.remote_parameter("latent_code") == first_code, "an unset latent_code names the code in use"
     out = harness.answer(heatmap, frame_id="left_thermal_optical_frame")
     assert (out.encoding, out.height, out.width) == ("rgb8", *NATIVE)
     assert out.header.frame_id == "left_thermal_optical_frame"
-    first_code = reference.bundle.bank.names()[0]
     assert_same_picture(image_to_array(out), expected_image(reference, heatmap, first_code))
 
 
@@ -228,6 +231,7 @@ def test_latent_code_swap_changes_the_picture_and_unknown_codes_are_refused(harn
 
     assert harness.set_parameters(latent_code="").successful, "empty means the first code"
     assert_same_picture(harness.render(heatmap), before)
+    wait_for(lambda: harness.remote_parameter("latent_code") == names[0], 5.0, "the first code's name read back")
 
 
 def test_a_new_code_blends_in_over_transition_s(harness, synth, reference):

@@ -13,9 +13,9 @@ import torch
 from conftest import BIN
 from model_fixtures import TINY_CONFIG, TINY_PLAN
 
+from thermal_synth.dataset.shards import HeatmapRecipe, ShardReader
 from thermal_synth.model.files import load_trained_model
 from thermal_synth.model.recipe import Preprocessing
-from thermal_synth.shards import HeatmapRecipe, ShardReader
 from thermal_synth.training.data import DatasetMismatchError, load_pairs, person_cells
 from thermal_synth.training.losses import (
     discriminator_hinge,

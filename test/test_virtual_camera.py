@@ -24,8 +24,8 @@ from sensor_msgs.msg import Image
 from thermal_msgs import topics
 from thermal_msgs.image import array_to_image
 from thermal_msgs.qos import STREAM_PUBLISHER_QOS
-from thermal_synth.graph import config_dir, yaml_parameters
-from thermal_synth.virtual_camera import (
+from thermal_synth.bringup.graph import config_dir, yaml_parameters
+from thermal_synth.engine.webcam import (
     CARD_LABEL,
     MODPROBE_COMMAND,
     PLACEHOLDER_GREY,
@@ -41,7 +41,7 @@ from thermal_synth.virtual_camera import (
     open_virtual_camera,
     placeholder_frame,
 )
-from thermal_synth.virtual_camera_node import ConfigError, VirtualCameraNode
+from thermal_synth.nodes.virtual_camera import ConfigError, VirtualCameraNode
 
 pytestmark = pytest.mark.ros
 
@@ -432,7 +432,7 @@ def test_destroying_the_node_stops_sending_before_closing_the_device(ros_context
 def test_without_a_loopback_device_the_executable_exits_2_with_the_modprobe_command():
     assert not loopback_devices(), "this test needs a machine without v4l2loopback devices"
     process = subprocess.run(
-        [sys.executable, "-m", "thermal_synth.virtual_camera_node"],
+        [sys.executable, "-m", "thermal_synth.nodes.virtual_camera"],
         capture_output=True,
         text=True,
         timeout=60.0,

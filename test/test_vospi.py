@@ -12,14 +12,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lepton_fakes import FaultInjector, LeptonStream, LeptonStreamBuilder
 
-from thermal_driver.lepton.vospi import (
+from thermal_driver.sources.lepton.vospi import (
     PACKET_BYTES,
     Telemetry,
     TelemetryMode,
     VoSpiAssembler,
     packet_crc,
 )
-from thermal_driver.lepton.vospi_encoder import DISCARD_PACKET, encode_frame, encode_packet, encode_telemetry
+from thermal_driver.sources.lepton.vospi_encoder import (
+    DISCARD_PACKET,
+    encode_frame,
+    encode_packet,
+    encode_telemetry,
+)
 
 N_FRAMES = 5
 INVALID_SEGMENTS_PER_FRAME = 8

@@ -24,9 +24,9 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from thermal_driver.replay import ReplayFinished
-from thermal_driver.source import SensorUnavailable, ThermalFrame, ThermalSource
-from thermal_driver.sources import SOURCE_NAMES, TELEMETRY_MODES, SourceConfig, make_source
+from thermal_driver.sources.base import SensorUnavailable, ThermalFrame, ThermalSource
+from thermal_driver.sources.registry import SOURCE_NAMES, TELEMETRY_MODES, SourceConfig, make_source
+from thermal_driver.sources.replay import ReplayFinished
 from thermal_msgs import topics
 from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_array
 from thermal_msgs.false_colour import false_colour, validate_color_size

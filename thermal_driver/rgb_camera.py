@@ -24,8 +24,13 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
-from thermal_driver.source import SensorUnavailable
-from thermal_driver.video_device import explain_open_failure, is_local_file, open_capture, parse_device
+from thermal_driver.sources.base import SensorUnavailable
+from thermal_driver.sources.video_device import (
+    explain_open_failure,
+    is_local_file,
+    open_capture,
+    parse_device,
+)
 from thermal_msgs import topics
 from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_array
 from thermal_msgs.image import array_to_image

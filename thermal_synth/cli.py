@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from thermal_synth.graph import BRINGUPS
+from thermal_synth.bringup.graph import BRINGUPS
 
 
 @dataclass(frozen=True)
@@ -25,14 +25,14 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     **{
-        name: Command("thermal_synth.bringup_cli", f"run the {name} graph: {bringup.description}")
+        name: Command("thermal_synth.bringup.cli", f"run the {name} graph: {bringup.description}")
         for name, bringup in BRINGUPS.items()
     },
     "demo": Command(
-        "thermal_synth.bringup_cli",
+        "thermal_synth.bringup.cli",
         "a few seconds of the conference graph on the simulated sensor, with a preview",
     ),
-    "sim": Command("thermal_synth.simulate", "render a simulated thermal/RGB training set into shards"),
+    "sim": Command("thermal_synth.sim.simulate", "render a simulated thermal/RGB training set into shards"),
     "train": Command("thermal_synth.training.cli", "train a SPADE-SR model on a shard dataset"),
     "eval": Command(
         "thermal_synth.evaluation.cli",
@@ -43,13 +43,14 @@ COMMANDS: dict[str, Command] = {
         "train attackers on the thermal stream and report what they learn, against chance",
     ),
     "codes": Command(
-        "thermal_synth.codes", "list, add, rename or remove the appearances in a model's latent bank"
+        "thermal_synth.model.codes_cli",
+        "list, add, rename or remove the appearances in a model's latent bank",
     ),
     "dataset": Command(
         "thermal_synth.dataset.cli",
         "turn recorded pair bags into training shards; align the cameras; preview a dataset",
     ),
-    "bag": Command("thermal_synth.bag_cli", "inspect or repair recorded pair bags"),
+    "bag": Command("thermal_synth.recording.cli", "inspect or repair recorded pair bags"),
 }
 
 

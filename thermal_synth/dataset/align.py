@@ -41,13 +41,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from thermal_driver.rig.types import THERMAL_SHAPE
+from thermal_driver.sources.rig.types import THERMAL_SHAPE
 from thermal_msgs.topics import PAIRS_RGB, PAIRS_THERMAL
 from thermal_msgs.units import centikelvin_to_celsius
-from thermal_synth.bags import BagReadError, PairBagReader
+from thermal_synth.common.json_files import check_format, read_json, write_text_atomic
 from thermal_synth.dataset.masks import ThermalMaskRule, thermal_person_mask
-from thermal_synth.json_files import check_format, read_json, write_text_atomic
-from thermal_synth.preprocess import align_rgb
+from thermal_synth.engine.preprocess import align_rgb
+from thermal_synth.recording.bags import BagReadError, PairBagReader
 
 ALIGNMENT_FORMAT = "thermal_synth.alignment"
 ALIGNMENT_VERSION = 1

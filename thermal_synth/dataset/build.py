@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from thermal_driver.rig.types import THERMAL_SHAPE
+from thermal_driver.sources.rig.types import THERMAL_SHAPE
 from thermal_msgs.topics import PAIRS_MASK, PAIRS_RGB, PAIRS_THERMAL
-from thermal_synth.bags import BagReadError, PairBagReader, RecordedPair, SessionLabels
+from thermal_synth.common.json_files import file_sha256
+from thermal_synth.common.output_dirs import OutputDirError, check_output_dir, staged_directory
 from thermal_synth.dataset.align import Alignment, full_frame_alignment
 from thermal_synth.dataset.masks import (
     MASK_METHODS,
@@ -35,10 +36,9 @@ from thermal_synth.dataset.masks import (
     thermal_person_mask,
     to_model_grid,
 )
-from thermal_synth.json_files import file_sha256
-from thermal_synth.output_dirs import OutputDirError, check_output_dir, staged_directory
-from thermal_synth.preprocess import align_mask, align_rgb
-from thermal_synth.shards import HeatmapRecipe, Sample, SessionRecord, ShardWriter
+from thermal_synth.dataset.shards import HeatmapRecipe, Sample, SessionRecord, ShardWriter
+from thermal_synth.engine.preprocess import align_mask, align_rgb
+from thermal_synth.recording.bags import BagReadError, PairBagReader, RecordedPair, SessionLabels
 
 BUILDER = "thermal-synth dataset build"
 UNLABELLED = "unknown"
@@ -462,7 +462,9 @@ def _provenance(
 
 
 def _alignment_provenance(config: BuildConfig, converter: _PairConverter) -> dict[str, Any]:
-    implementation = "thermal_synth.preprocess.align_rgb/align_mask: warp at 2x thermal, area to 96x128"
+    implementation = (
+        "thermal_synth.engine.preprocess.align_rgb/align_mask: warp at 2x thermal, area to 96x128"
+    )
     if config.alignment is None:
         return {
             "source": "default",
@@ -492,10 +494,10 @@ def _mask_provenance(method: str, config: BuildConfig) -> dict[str, Any]:
     if method == "thermal":
         details["thermal_threshold"] = config.mask_rule.to_json()
     elif method == "ground-truth":
-        details["source"] = f"{PAIRS_MASK} (RGB grid) through thermal_synth.preprocess.align_mask"
+        details["source"] = f"{PAIRS_MASK} (RGB grid) through thermal_synth.engine.preprocess.align_mask"
     elif method == "mediapipe":
         details["source"] = (
             "mediapipe selfie_segmentation (general model) > 0.5 on the RGB frame, through "
-            "thermal_synth.preprocess.align_mask"
+            "thermal_synth.engine.preprocess.align_mask"
         )
     return details

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from thermal_msgs.privacy import validate_blur_sigma, validate_output_size
-from thermal_synth.cli_args import (
+from thermal_synth.common.cli_args import (
     EXIT_INTERRUPTED,
     fraction,
     integer,
@@ -24,7 +24,7 @@ from thermal_synth.cli_args import (
     positive_int,
     use_one_line_errors,
 )
-from thermal_synth.contact_sheet import captioned_grid, check_png_path, encode_png
+from thermal_synth.common.contact_sheet import captioned_grid, check_png_path, encode_png
 from thermal_synth.dataset.align import (
     AlignmentError,
     alignment_preview,
@@ -36,7 +36,7 @@ from thermal_synth.dataset.align import (
 from thermal_synth.dataset.build import BuildConfig, BuildError, BuildResult, NothingToBuild, build, one_line
 from thermal_synth.dataset.masks import MASK_METHODS, MissingExtraError, ThermalMaskRule
 from thermal_synth.dataset.preview import load_preview_samples, preview_sheet
-from thermal_synth.shards import SPLITS, HeatmapRecipe, ShardFormatError, ShardReader
+from thermal_synth.dataset.shards import SPLITS, HeatmapRecipe, ShardFormatError, ShardReader
 
 PROG = "thermal-synth dataset"
 EXIT_NO_DATA = 1

@@ -23,9 +23,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from thermal_driver.rig.types import THERMAL_SHAPE
+from thermal_driver.sources.rig.types import THERMAL_SHAPE
 from thermal_msgs.units import centikelvin_to_celsius
-from thermal_synth.preprocess import align_mask
+from thermal_synth.engine.preprocess import align_mask
 
 MASK_METHODS = ("auto", "ground-truth", "mediapipe", "thermal", "none")
 ROOM_PERCENTILE = 20.0
@@ -82,7 +82,7 @@ class ThermalMaskRule:
             "lower_bound": lower,
             "upper_bound_c": SKIN_CEILING_C,
             "cleanup": "3x3 opening, largest 4-connected component, holes filled",
-            "resampling": "thermal_synth.preprocess.align_mask with the identity (majority per cell)",
+            "resampling": "thermal_synth.engine.preprocess.align_mask with the identity (majority per cell)",
         }
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from thermal_synth.contact_sheet import captioned_grid
-from thermal_synth.shards import ShardReader
+from thermal_synth.common.contact_sheet import captioned_grid
+from thermal_synth.dataset.shards import ShardReader
 
 PANEL_SCALE = 2
 """The 96x128 model image, twice enlarged: big enough to judge a face, small enough for 12 cells."""

@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from thermal_synth.cli_args import (
+from thermal_synth.common.cli_args import (
     non_negative_int,
     positive_int,
     run_writing_command,
     use_one_line_errors,
 )
+from thermal_synth.common.output_dirs import OutputDirError
+from thermal_synth.dataset.shards import SPLITS, ShardFormatError
+from thermal_synth.engine.inference import DEVICE_AUTO, PRECISION_AUTO, PRECISIONS
 from thermal_synth.evaluation.fid import FidUnavailable
 from thermal_synth.evaluation.report import format_summary
 from thermal_synth.evaluation.run import EvalConfig, evaluate
-from thermal_synth.inference import DEVICE_AUTO, PRECISION_AUTO, PRECISIONS
 from thermal_synth.model.files import ModelFileError
-from thermal_synth.output_dirs import OutputDirError
-from thermal_synth.shards import SPLITS, ShardFormatError
 from thermal_synth.training.data import DatasetMismatchError
 
 PROG = "thermal-synth eval"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from thermal_synth.contact_sheet import captioned_grid
+from thermal_synth.common.contact_sheet import captioned_grid
 from thermal_synth.evaluation.metrics import BLEND_FRACTIONS, Evaluation, evenly_spread
 from thermal_synth.evaluation.silhouettes import iou
 

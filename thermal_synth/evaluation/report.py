@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from thermal_synth.contact_sheet import encode_jpeg, encode_png
+from thermal_synth.common.contact_sheet import encode_jpeg, encode_png
+from thermal_synth.common.json_files import write_text_atomic
 from thermal_synth.evaluation.figures import (
     blends_sheet,
     disentanglement_sheet,
@@ -17,7 +18,6 @@ from thermal_synth.evaluation.figures import (
     silhouettes_sheet,
 )
 from thermal_synth.evaluation.metrics import TARGETS, Evaluation
-from thermal_synth.json_files import write_text_atomic
 from thermal_synth.model.files import TrainingRecord
 
 REPORT_FILE = "report.md"

@@ -17,6 +17,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from thermal_synth.common.output_dirs import check_output_dir, staged_directory
+from thermal_synth.dataset.shards import SPLITS, SessionRecord, ShardReader
+from thermal_synth.engine.inference import (
+    DEVICE_AUTO,
+    blend_codes,
+    check_precision,
+    paint_codes,
+    select_device,
+    select_precision,
+    to_tensor_images,
+    to_uint8,
+)
 from thermal_synth.evaluation.fid import InceptionFeatures, frechet_distance
 from thermal_synth.evaluation.metrics import (
     BLEND_FRACTIONS,
@@ -34,19 +46,7 @@ from thermal_synth.evaluation.metrics import (
 )
 from thermal_synth.evaluation.report import write_report
 from thermal_synth.evaluation.silhouettes import cross_fold_backgrounds, iou, segment_with, usable
-from thermal_synth.inference import (
-    DEVICE_AUTO,
-    blend_codes,
-    check_precision,
-    paint_codes,
-    select_device,
-    select_precision,
-    to_tensor_images,
-    to_uint8,
-)
 from thermal_synth.model.files import ModelBundle, load_trained_model
-from thermal_synth.output_dirs import check_output_dir, staged_directory
-from thermal_synth.shards import SPLITS, SessionRecord, ShardReader
 from thermal_synth.training.data import DatasetMismatchError, PairTensors, load_pairs
 from thermal_synth.training.trainer import appearance_name, bank_from_sessions
 

@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from thermal_synth.json_files import check_format, read_json, write_text_atomic
+from thermal_synth.common.json_files import check_format, read_json, write_text_atomic
 
 FORMAT_NAME = "thermal_synth.latent_bank"
 FORMAT_VERSION = 1

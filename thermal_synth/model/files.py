@@ -23,7 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from thermal_synth.json_files import check_format, file_sha256, read_json, write_text_atomic
+from thermal_synth.common.json_files import check_format, file_sha256, read_json, write_text_atomic
 from thermal_synth.model.bank import LatentBank, LatentBankError
 from thermal_synth.model.config import ModelConfig, ModelConfigError
 from thermal_synth.model.networks import SpadeSRModel
@@ -35,7 +35,7 @@ MODEL_JSON = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 BANK_FILE = "bank.json"
 MAX_MODEL_JSON_BYTES = 1 << 20
-PACKAGED_MODELS = Path(__file__).resolve().parents[1] / "models"
+PACKAGED_MODELS = Path(__file__).resolve().parents[1] / "data" / "models"
 DEFAULT_MODEL = PACKAGED_MODELS / "default"
 """Where the package's trained default model lives once one ships (see the README's Models section)."""
 HOW_TO_GET_A_MODEL = (

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from thermal_synth.shards import HeatmapRecipe
+from thermal_synth.dataset.shards import HeatmapRecipe
 
 NORMALISATION_MODES = ("fixed", "frame")
 

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
-from thermal_synth.preprocess import MODEL_IMAGE_SHAPE
+from thermal_synth.engine.preprocess import MODEL_IMAGE_SHAPE
 
 TEMPERATURE_CENTRE_C = 25.0
 TEMPERATURE_SCALE_C = 10.0

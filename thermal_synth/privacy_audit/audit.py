@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from thermal_synth.inference import select_device
-from thermal_synth.output_dirs import check_output_dir, staged_directory
+from thermal_synth.common.output_dirs import check_output_dir, staged_directory
+from thermal_synth.engine.inference import select_device
 from thermal_synth.privacy_audit.attackers import (
     TrainSettings,
     foreground_input,

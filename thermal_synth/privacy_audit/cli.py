@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from thermal_synth.cli_args import (
+from thermal_synth.common.cli_args import (
     non_negative_int,
     positive_int,
     run_writing_command,
     use_one_line_errors,
 )
-from thermal_synth.output_dirs import OutputDirError
+from thermal_synth.common.output_dirs import OutputDirError
 from thermal_synth.privacy_audit.audit import AuditConfig, run_audit
 from thermal_synth.privacy_audit.data import DEFAULT_RESOLUTIONS, AuditDataError, parse_resolutions
 

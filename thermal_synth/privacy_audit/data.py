@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from thermal_driver.rig.people import IDENTITIES, outfits_of
-from thermal_driver.rig.rig import SimRig
-from thermal_driver.rig.scenes import SCENES
-from thermal_driver.rig.types import THERMAL_SHAPE, RigConfig, Session
+from thermal_driver.sources.rig.people import IDENTITIES, outfits_of
+from thermal_driver.sources.rig.rig import SimRig
+from thermal_driver.sources.rig.scenes import SCENES
+from thermal_driver.sources.rig.types import THERMAL_SHAPE, RigConfig, Session
 from thermal_msgs.privacy import validate_output_size
 from thermal_msgs.units import centikelvin_to_celsius
-from thermal_synth.shards import SPLITS, HeatmapRecipe, SessionRecord, ShardFormatError, ShardReader
+from thermal_synth.dataset.shards import SPLITS, HeatmapRecipe, SessionRecord, ShardFormatError, ShardReader
 
 FIELDS = ("thermal", "rgb", "session", "time_s")
 _SIM_SESSION_NAME = re.compile(r"id(\d+)-outfit(\d+)-scene(\d+)-seed(\d+)")

@@ -14,8 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from thermal_synth.contact_sheet import captioned_grid, encode_png
-from thermal_synth.json_files import write_text_atomic
+from thermal_synth.common.contact_sheet import captioned_grid, encode_png
+from thermal_synth.common.json_files import write_text_atomic
 from thermal_synth.privacy_audit.data import RAW
 
 THREAT_MODEL = (

@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from thermal_synth.json_files import check_format, read_json, write_text_atomic
+from thermal_synth.common.json_files import check_format, read_json, write_text_atomic
 
 FORMAT_NAME = "thermal_synth.checkpoint"
 FORMAT_VERSION = 1

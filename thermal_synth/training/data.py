@@ -9,9 +9,9 @@ import torch
 from torch import Tensor
 from torch.nn import functional
 
-from thermal_synth.inference import to_tensor_images
+from thermal_synth.dataset.shards import ShardReader
+from thermal_synth.engine.inference import to_tensor_images
 from thermal_synth.model.recipe import Preprocessing
-from thermal_synth.shards import ShardReader
 
 
 class DatasetMismatchError(ValueError):

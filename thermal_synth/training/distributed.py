@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import distributed, nn
 
-from thermal_synth.inference import select_device
+from thermal_synth.engine.inference import select_device
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,13 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from thermal_synth.inference import DEVICE_AUTO
-from thermal_synth.json_files import file_sha256
+from thermal_synth.common.json_files import file_sha256
+from thermal_synth.dataset.shards import MANIFEST_NAME, ShardReader
+from thermal_synth.engine.inference import DEVICE_AUTO
 from thermal_synth.model.bank import LatentBank
 from thermal_synth.model.config import ModelConfig
 from thermal_synth.model.files import ModelBundle, save_model
 from thermal_synth.model.recipe import Normalisation, Preprocessing
-from thermal_synth.shards import MANIFEST_NAME, ShardReader
 from thermal_synth.training.checkpoints import (
     CheckpointError,
     list_checkpoints,

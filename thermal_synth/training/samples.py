@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from thermal_synth.contact_sheet import captioned_grid, encode_png
-from thermal_synth.inference import to_uint8
+from thermal_synth.common.contact_sheet import captioned_grid, encode_png
+from thermal_synth.engine.inference import to_uint8
 from thermal_synth.model.config import ModelConfig
 from thermal_synth.model.networks import SpadeSRModel
 from thermal_synth.training.data import PairTensors

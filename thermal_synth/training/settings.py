@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from thermal_synth.graph import config_dir
-from thermal_synth.inference import DEVICE_AUTO, PRECISIONS
+from thermal_synth.bringup.graph import config_dir
+from thermal_synth.engine.inference import DEVICE_AUTO, PRECISIONS
 from thermal_synth.model.config import NAMED_CONFIGS, ModelConfig, named_config
 from thermal_synth.model.recipe import NORMALISATION_MODES, Normalisation
 from thermal_synth.training.distillation import DistillationConfig

@@ -21,13 +21,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
-from thermal_synth.inference import PRECISIONS, to_uint8
+from thermal_synth.dataset.shards import SessionRecord, appearance_name
+from thermal_synth.engine.inference import PRECISIONS, to_uint8
 from thermal_synth.model.bank import LatentBank, LatentCode, make_thumbnail
 from thermal_synth.model.config import ModelConfig
 from thermal_synth.model.files import ModelBundle, TrainingRecord
 from thermal_synth.model.networks import SpadeSRModel
 from thermal_synth.model.recipe import Preprocessing
-from thermal_synth.shards import SessionRecord, appearance_name
 from thermal_synth.training.data import PairTensors
 from thermal_synth.training.distillation import Teacher
 from thermal_synth.training.losses import (

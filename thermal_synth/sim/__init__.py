@@ -1,0 +1,1 @@
+"""The simulated rig's datasets (simulate.py) and their reports."""
