@@ -2,7 +2,7 @@
 
 Two measurements:
 
-* **forward passes** (no ROS): the node's own per-batch function (`synth_node.paint_heatmaps`)
+* **forward passes** (no ROS): the node's own per-batch function (`engine.streams.paint_heatmaps`)
   paints the newest frame of N streams, each with its own appearance, in one forward pass, against
   the same N frames painted one by one, at the precision the node picks by default. From the
   batch latency follows how many participants the device keeps at the Lepton's 8.7 Hz: the

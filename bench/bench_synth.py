@@ -20,7 +20,7 @@ For each of `paper`, `base` and `fast` at the default 12x16 heatmap -> 96x128 im
   its largest difference from eager's image and its set-up time (build and first call: tracing,
   compilation, export), and a variant that fails reports why;
 * for `fast`, the cost of the node's smooth-video option: heatmaps arrive at the Lepton's 8.7 Hz
-  and the node's own per-frame function (`synth_node.paint_heatmap`) paints one frame per input
+  and the node's own per-frame function (`engine.streams.paint_heatmap`) paints one frame per input
   (`output_rate_hz` 0) or 30 a second from the interpolated timeline (`HeatmapTimeline` and
   `OutputClock`, as the node's worker drives them). Reported as achieved output fps and CPU
   cores busy (process CPU time, all threads, over wall time), with torch's default thread count
@@ -564,7 +564,7 @@ def output_rates(
     devices = available_devices() if devices is None else tuple(devices)
     return {
         "input_rate_hz": LEPTON_RATE_HZ,
-        "path": "synth_node.paint_heatmap per output frame; output_rate_hz > 0 adds HeatmapTimeline "
+        "path": "engine.streams.paint_heatmap per output frame; output_rate_hz > 0 adds HeatmapTimeline "
         "blending on an OutputClock; no ROS transport",
         "cpu_cores_note": "process CPU time (all threads) / wall time; 1.0 = one core fully busy",
         "torch_threads": torch.get_num_threads(),

@@ -24,11 +24,11 @@ import torch
 
 from bench.bench_synth import torch_threads
 from bench.common import machine_info, spread
+from thermal_synth.dataset.pairs import PairTensors, load_pairs
 from thermal_synth.dataset.shards import ShardReader
 from thermal_synth.model.config import ModelConfig
 from thermal_synth.model.recipe import Preprocessing
 from thermal_synth.sim.simulate import SimConfig, generate
-from thermal_synth.training.data import PairTensors, load_pairs
 from thermal_synth.training.settings import load_settings
 from thermal_synth.training.trainer import SpadeSRTrainer, TrainConfig
 

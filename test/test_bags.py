@@ -25,8 +25,8 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from thermal_msgs.image import to_rgb8
 from thermal_msgs.topics import PAIRS_MASK, PAIRS_RGB, PAIRS_SESSION, PAIRS_THERMAL
-from thermal_synth import bags
 from thermal_synth.cli import main as cli_main
+from thermal_synth.recording import bags
 from thermal_synth.recording.bags import (
     STORAGES,
     BagOptions,

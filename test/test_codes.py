@@ -16,10 +16,7 @@ import torch
 from conftest import thermal_synth
 from model_fixtures import copy_model
 
-from thermal_synth.cli import main
-from thermal_synth.dataset.shards import ShardReader, appearance_name
-from thermal_synth.model.bank import THUMBNAIL_SHAPE, LatentBank, make_thumbnail
-from thermal_synth.model.codes_cli import (
+from thermal_synth.appearances.cli import (
     ALPHA_BACKGROUND,
     MAX_PHOTO_BYTES,
     SHEET_SCALE,
@@ -28,6 +25,9 @@ from thermal_synth.model.codes_cli import (
     reconstruction_l1,
     refine_code,
 )
+from thermal_synth.cli import main
+from thermal_synth.dataset.shards import ShardReader, appearance_name
+from thermal_synth.model.bank import THUMBNAIL_SHAPE, LatentBank, make_thumbnail
 from thermal_synth.model.files import BANK_FILE, MODEL_JSON, load_trained_model
 
 IMAGE_SIZE = (96, 128)

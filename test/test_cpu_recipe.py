@@ -16,6 +16,7 @@ from conftest import BIN
 from model_fixtures import TINY_CONFIG
 from safetensors.torch import load_file
 
+from thermal_synth.dataset.pairs import load_pairs
 from thermal_synth.dataset.shards import HeatmapRecipe, ShardReader
 from thermal_synth.engine.inference import AppearanceTransition, blend_codes
 from thermal_synth.model.bank import LatentBank, LatentBankError, LatentCode
@@ -31,7 +32,6 @@ from thermal_synth.training.cpu_recipe import (
     moved_area,
     moved_region,
 )
-from thermal_synth.training.data import load_pairs
 from thermal_synth.training.perceptual import (
     FEATURE_CHANNELS,
     EfficientNetLite0,

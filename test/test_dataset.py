@@ -32,11 +32,11 @@ from thermal_synth.dataset import preview
 from thermal_synth.dataset.align import AlignmentError, full_frame_alignment, load_alignment
 from thermal_synth.dataset.build import BuildConfig, BuildError, build, plan_splits
 from thermal_synth.dataset.masks import SEGMENTATION_EXTRA_HINT, thermal_person_mask, to_model_grid
+from thermal_synth.dataset.pairs import load_pairs
 from thermal_synth.dataset.shards import SPLITS, HeatmapRecipe, ShardReader
 from thermal_synth.engine.preprocess import align_mask, align_rgb
 from thermal_synth.model.recipe import Preprocessing
 from thermal_synth.recording.bags import BagOptions, PairBagWriter, SessionLabels, image_cdr
-from thermal_synth.training.data import load_pairs
 
 SEED = 21
 PAIRS_PER_BAG = 12

@@ -20,6 +20,7 @@ from model_fixtures import TINY_CONFIG, TINY_PLAN, copy_model
 from torch.nn import functional
 
 from thermal_synth.cli import main
+from thermal_synth.dataset.pairs import PairTensors, load_pairs
 from thermal_synth.dataset.shards import HeatmapRecipe, ShardReader
 from thermal_synth.model.bank import LatentBank
 from thermal_synth.model.config import ModelConfig, named_config
@@ -36,7 +37,6 @@ from thermal_synth.model.networks import SpadeSRModel
 from thermal_synth.model.recipe import Normalisation, Preprocessing
 from thermal_synth.training.checkpoints import CheckpointError
 from thermal_synth.training.cli import make_plan
-from thermal_synth.training.data import PairTensors, load_pairs
 from thermal_synth.training.distillation import DistillationConfig, Teacher, TeacherError
 from thermal_synth.training.run import Schedule, train_model
 from thermal_synth.training.run_log import RunLog

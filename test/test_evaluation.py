@@ -27,7 +27,15 @@ from conftest import BIN
 from thermal_synth.cli import main
 from thermal_synth.common.cli_args import EXIT_INTERRUPTED
 from thermal_synth.common.contact_sheet import LINE_HEIGHT, PADDING
-from thermal_synth.dataset.shards import SPLITS, HeatmapRecipe, Sample, ShardReader, ShardWriter
+from thermal_synth.dataset.pairs import load_pairs
+from thermal_synth.dataset.shards import (
+    SPLITS,
+    HeatmapRecipe,
+    Sample,
+    ShardReader,
+    ShardWriter,
+    appearance_name,
+)
 from thermal_synth.engine.inference import SynthesisEngine, paint_codes, to_uint8
 from thermal_synth.evaluation import figures
 from thermal_synth.evaluation.fid import (
@@ -52,8 +60,6 @@ from thermal_synth.evaluation.run import (
 from thermal_synth.evaluation.silhouettes import cross_fold_backgrounds, iou, segment_with, usable
 from thermal_synth.model.files import load_trained_model
 from thermal_synth.sim.simulate import SimConfig, generate
-from thermal_synth.training.data import load_pairs
-from thermal_synth.training.trainer import appearance_name
 
 ERROR_PREFIX = "thermal-synth eval: error:"
 IMAGE_ROWS, IMAGE_COLS = 96, 128

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from thermal_synth.appearances.cli import encode_photos
+from thermal_synth.dataset.pairs import load_pairs
 from thermal_synth.dataset.shards import ShardReader
 from thermal_synth.engine.inference import SynthesisEngine
 from thermal_synth.evaluation.metrics import (
@@ -24,9 +26,7 @@ from thermal_synth.evaluation.metrics import (
     product_path_metrics,
 )
 from thermal_synth.evaluation.run import PRODUCT_PATH_FRAMES, EvalConfig, measure
-from thermal_synth.model.codes_cli import encode_photos
 from thermal_synth.model.files import load_trained_model
-from thermal_synth.training.data import load_pairs
 
 ROWS, COLS, SIDE = 24, 32, 8
 SESSION_LENGTHS = (31, 40, 26)

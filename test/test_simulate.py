@@ -21,7 +21,6 @@ from conftest import BIN, LEPTON_FRAME
 
 from thermal_msgs.privacy import privacy_downsample
 from thermal_msgs.units import centikelvin_to_celsius
-from thermal_synth import sim_report
 from thermal_synth.common.cli_args import EXIT_INTERRUPTED
 from thermal_synth.dataset.shards import (
     GROUND_TRUTH_FIELDS,
@@ -33,6 +32,7 @@ from thermal_synth.dataset.shards import (
     ShardWriter,
 )
 from thermal_synth.engine.preprocess import align_mask, align_rgb, to_unit_range
+from thermal_synth.sim import report as sim_report
 from thermal_synth.sim.simulate import SimConfig, generate
 
 

@@ -231,7 +231,9 @@ def test_latent_code_swap_changes_the_picture_and_unknown_codes_are_refused(harn
 
     assert harness.set_parameters(latent_code="").successful, "empty means the first code"
     assert_same_picture(harness.render(heatmap), before)
-    wait_for(lambda: harness.remote_parameter("latent_code") == names[0], 5.0, "the first code's name read back")
+    wait_for(
+        lambda: harness.remote_parameter("latent_code") == names[0], 5.0, "the first code's name read back"
+    )
 
 
 def test_a_new_code_blends_in_over_transition_s(harness, synth, reference):

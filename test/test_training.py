@@ -13,10 +13,10 @@ import torch
 from conftest import BIN
 from model_fixtures import TINY_CONFIG, TINY_PLAN
 
-from thermal_synth.dataset.shards import HeatmapRecipe, ShardReader
+from thermal_synth.dataset.pairs import DatasetMismatchError, load_pairs, person_cells
+from thermal_synth.dataset.shards import HeatmapRecipe, ShardReader, appearance_name
 from thermal_synth.model.files import load_trained_model
 from thermal_synth.model.recipe import Preprocessing
-from thermal_synth.training.data import DatasetMismatchError, load_pairs, person_cells
 from thermal_synth.training.losses import (
     discriminator_hinge,
     generator_hinge,
@@ -24,7 +24,7 @@ from thermal_synth.training.losses import (
     r1_penalty,
 )
 from thermal_synth.training.run import TrainingPlan, train_model
-from thermal_synth.training.trainer import SpadeSRTrainer, TrainConfig, appearance_name
+from thermal_synth.training.trainer import SpadeSRTrainer, TrainConfig
 
 
 def test_hinge_losses() -> None:

@@ -198,8 +198,8 @@ def test_non_finite_losses_stop_the_run_and_keep_the_last_good_checkpoint(
 
 
 def test_bf16_autocast_steps_are_finite(sim_dataset: Path) -> None:
+    from thermal_synth.dataset.pairs import load_pairs
     from thermal_synth.dataset.shards import ShardReader
-    from thermal_synth.training.data import load_pairs
 
     reader = ShardReader(sim_dataset)
     batch = load_pairs(reader, "train", Preprocessing(reader.recipe)).batch(torch.arange(4), "cpu")
@@ -210,8 +210,8 @@ def test_bf16_autocast_steps_are_finite(sim_dataset: Path) -> None:
 
 
 def test_lazy_r1_runs_every_nth_discriminator_step(sim_dataset: Path) -> None:
+    from thermal_synth.dataset.pairs import load_pairs
     from thermal_synth.dataset.shards import ShardReader
-    from thermal_synth.training.data import load_pairs
 
     reader = ShardReader(sim_dataset)
     batch = load_pairs(reader, "train", Preprocessing(reader.recipe)).batch(torch.arange(4), "cpu")

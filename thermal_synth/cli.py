@@ -43,7 +43,7 @@ COMMANDS: dict[str, Command] = {
         "train attackers on the thermal stream and report what they learn, against chance",
     ),
     "codes": Command(
-        "thermal_synth.model.codes_cli",
+        "thermal_synth.appearances.cli",
         "list, add, rename or remove the appearances in a model's latent bank",
     ),
     "dataset": Command(

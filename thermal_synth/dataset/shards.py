@@ -28,11 +28,10 @@ from typing import Any
 import numpy as np
 
 from thermal_driver.sources.rig.types import THERMAL_SHAPE
-from thermal_msgs.privacy import privacy_downsample, validate_blur_sigma, validate_output_size
-from thermal_msgs.units import centikelvin_to_celsius
 from thermal_synth.common.interrupts import deferred_interrupt
 from thermal_synth.common.json_files import check_format, file_sha256, read_json
 from thermal_synth.engine.preprocess import MODEL_IMAGE_SHAPE
+from thermal_synth.model.recipe import HeatmapRecipe
 
 FORMAT_NAME = "thermal_synth.dataset.shards"
 FORMAT_VERSION = 1
@@ -45,41 +44,6 @@ GROUND_TRUTH_FIELDS = ("person_mask", "person_mask_thermal", "heat_source_mask",
 
 class ShardFormatError(ValueError):
     """A dataset directory that is not what its manifest says; the message names the file."""
-
-
-@dataclass(frozen=True)
-class HeatmapRecipe:
-    """How the stored heatmaps were made from the stored thermal frames (degrees Celsius out).
-
-    The defaults are the driver's live defaults, so a model trained on these heatmaps sees the
-    same thing at call time.
-    """
-
-    output_size: tuple[int, int] = (12, 16)
-    blur_sigma: float = 1.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "output_size", validate_output_size(self.output_size))
-        object.__setattr__(self, "blur_sigma", validate_blur_sigma(self.blur_sigma))
-
-    def apply(self, thermal_centikelvin: np.ndarray) -> np.ndarray:
-        """(120, 160) or (N, 120, 160) uint16 centi-Kelvin -> float32 degrees Celsius heatmap(s)."""
-        return privacy_downsample(
-            centikelvin_to_celsius(thermal_centikelvin), self.output_size, self.blur_sigma
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "function": "thermal_msgs.privacy.privacy_downsample",
-            "input": "thermal centi-Kelvin converted to degrees Celsius",
-            "output_size": list(self.output_size),
-            "blur_sigma": self.blur_sigma,
-            "unit": "celsius",
-        }
-
-    @classmethod
-    def from_json(cls, recipe: Mapping[str, Any]) -> HeatmapRecipe:
-        return cls(tuple(recipe["output_size"]), float(recipe["blur_sigma"]))
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,13 @@ from thermal_synth.common.cli_args import (
     use_one_line_errors,
 )
 from thermal_synth.common.output_dirs import OutputDirError
+from thermal_synth.dataset.pairs import DatasetMismatchError
 from thermal_synth.dataset.shards import SPLITS, ShardFormatError
 from thermal_synth.engine.inference import DEVICE_AUTO, PRECISION_AUTO, PRECISIONS
 from thermal_synth.evaluation.fid import FidUnavailable
 from thermal_synth.evaluation.report import format_summary
 from thermal_synth.evaluation.run import EvalConfig, evaluate
 from thermal_synth.model.files import ModelFileError
-from thermal_synth.training.data import DatasetMismatchError
 
 PROG = "thermal-synth eval"
 

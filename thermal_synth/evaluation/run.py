@@ -17,8 +17,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from thermal_synth.appearances.sessions import bank_from_sessions
 from thermal_synth.common.output_dirs import check_output_dir, staged_directory
-from thermal_synth.dataset.shards import SPLITS, SessionRecord, ShardReader
+from thermal_synth.dataset.pairs import DatasetMismatchError, PairTensors, load_pairs
+from thermal_synth.dataset.shards import SPLITS, SessionRecord, ShardReader, appearance_name
 from thermal_synth.engine.inference import (
     DEVICE_AUTO,
     blend_codes,
@@ -47,8 +49,6 @@ from thermal_synth.evaluation.metrics import (
 from thermal_synth.evaluation.report import write_report
 from thermal_synth.evaluation.silhouettes import cross_fold_backgrounds, iou, segment_with, usable
 from thermal_synth.model.files import ModelBundle, load_trained_model
-from thermal_synth.training.data import DatasetMismatchError, PairTensors, load_pairs
-from thermal_synth.training.trainer import appearance_name, bank_from_sessions
 
 FORMAT_NAME = "thermal_synth.evaluation"
 FORMAT_VERSION = 1

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from thermal_synth.common.cli_args import EXIT_INTERRUPTED, number, use_one_line_errors
 from thermal_synth.common.json_files import read_json, write_text_atomic
+from thermal_synth.dataset.pairs import DatasetMismatchError
 from thermal_synth.dataset.shards import ShardFormatError, ShardReader
 from thermal_synth.engine.inference import select_device
 from thermal_synth.model.config import ModelConfigError
 from thermal_synth.model.files import ModelFileError
 from thermal_synth.training.checkpoints import CheckpointError, list_checkpoints
-from thermal_synth.training.data import DatasetMismatchError
 from thermal_synth.training.run import (
     CHECKPOINTS_DIRECTORY,
     RunDirectoryError,

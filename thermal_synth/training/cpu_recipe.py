@@ -34,12 +34,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
+from thermal_synth.dataset.pairs import PairTensors
 from thermal_synth.model.bank import LatentBank
 from thermal_synth.model.config import ModelConfig
 from thermal_synth.model.files import ModelBundle, TrainingRecord
 from thermal_synth.model.networks import SLOPE, SpadeSRModel
 from thermal_synth.model.recipe import Preprocessing
-from thermal_synth.training.data import PairTensors
 from thermal_synth.training.losses import discriminator_hinge, generator_hinge, heatmap_reconstruction
 from thermal_synth.training.perceptual import (
     FEATURE_CHANNELS,

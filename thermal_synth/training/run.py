@@ -22,7 +22,9 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from thermal_synth.appearances.sessions import bank_from_sessions
 from thermal_synth.common.json_files import file_sha256
+from thermal_synth.dataset.pairs import DatasetMismatchError, PairTensors, load_pairs
 from thermal_synth.dataset.shards import MANIFEST_NAME, ShardReader
 from thermal_synth.engine.inference import DEVICE_AUTO
 from thermal_synth.model.bank import LatentBank
@@ -36,12 +38,11 @@ from thermal_synth.training.checkpoints import (
     save_checkpoint,
 )
 from thermal_synth.training.cpu_recipe import CpuRecipeTrainer, PairBatch, ReferenceSampler
-from thermal_synth.training.data import DatasetMismatchError, PairTensors, load_pairs
 from thermal_synth.training.distillation import DistillationConfig, Teacher
 from thermal_synth.training.distributed import Workers, start_workers, stop_workers
 from thermal_synth.training.run_log import LossWindow, RunLog
 from thermal_synth.training.samples import SampleInputs, write_sample_grid
-from thermal_synth.training.trainer import SpadeSRTrainer, TrainConfig, bank_from_sessions
+from thermal_synth.training.trainer import SpadeSRTrainer, TrainConfig
 
 CHECKPOINTS_DIRECTORY = "checkpoints"
 NOT_IN_FINGERPRINT = ("precision", "compile")

@@ -18,10 +18,10 @@ import torch
 from torch import Tensor
 
 from thermal_synth.common.contact_sheet import captioned_grid, encode_png
+from thermal_synth.dataset.pairs import PairTensors
 from thermal_synth.engine.inference import to_uint8
 from thermal_synth.model.config import ModelConfig
 from thermal_synth.model.networks import SpadeSRModel
-from thermal_synth.training.data import PairTensors
 
 SAMPLE_FRAMES = 8
 SAMPLE_CODES = 3
