@@ -12,7 +12,8 @@ start-up (torch imports, model loading, the first frames' lazy set-up) is not pa
 With `output_rate_hz` 0 every frame carries the stamp of the heatmap it was painted from; only
 frames whose stamp matches a heatmap's exactly are counted. With 30 the in-between frames are
 blends of the two latest heatmaps, played one input period behind, so their stamp-to-receipt
-time includes that ~115 ms playback delay by design.
+time includes that ~115 ms playback delay by design; the jitter of that output (the spread of
+the intervals between frames, repeated or backward stamps) is what a call's smoothness rests on.
 
 Run: `python -m bench e2e` (updates bench/results.json) or `python -m bench.bench_e2e`.
 """
@@ -122,8 +123,29 @@ def measure(single_process: bool, output_rate_hz: float, window_s: float) -> dic
         "synth_fps": round((len(receipts_s) - 1) / (receipts_s[-1] - receipts_s[0]), 2),
     }
     if output_rate_hz:
-        return {**result, "stamp_to_receipt_ms": latency_summary(probe.frames)}
+        return {
+            **result,
+            "stamp_to_receipt_ms": latency_summary(probe.frames),
+            "jitter": output_jitter(probe.frames),
+        }
     return {**result, **unpainted(probe), "stamp_to_receipt_ms": latency_summary(matched)}
+
+
+def output_jitter(frames: list[tuple[int, int]]) -> dict:
+    """How steady an interpolated output is as a call sees it: the spread of the intervals between
+    receipts and between header stamps, and stamps that repeat or go back (a frame shown twice or
+    out of order)."""
+    receipt_steps_ms = np.diff([receipt for _, receipt in frames]) / 1e6
+    stamp_steps_ms = np.diff([stamp for stamp, _ in frames]) / 1e6
+    return {
+        "receipt_interval_ms": {
+            "mean": round(float(receipt_steps_ms.mean()), 2),
+            "std": round(float(receipt_steps_ms.std()), 2),
+        },
+        "stamp_interval_std_ms": round(float(stamp_steps_ms.std()), 2),
+        "duplicated_stamps": int((stamp_steps_ms == 0).sum()),
+        "stamps_out_of_order": int((stamp_steps_ms < 0).sum()),
+    }
 
 
 def _time_window(graph: subprocess.Popen, probe: LatencyProbe, window_s: float) -> None:

@@ -88,7 +88,8 @@ def test_training_benchmark_times_both_phases_with_the_fast_recipe(quick_trainin
 
 def test_readme_table_has_a_row_per_measurement(quick_e2e_report, quick_training_report):
     measured = quick_e2e_report["processes"]["output_rate_hz_0"]
-    by_rate = {f"output_rate_hz_{rate:g}": measured for rate in bench_e2e.OUTPUT_RATES_HZ}
+    with_jitter = {**measured, "jitter": bench_e2e.output_jitter(measured_frames())}
+    by_rate = {f"output_rate_hz_{rate:g}": with_jitter for rate in bench_e2e.OUTPUT_RATES_HZ}
     report = {
         "vospi": bench_vospi.run(frames=2, repeats=1),
         "driver": {
@@ -105,8 +106,34 @@ def test_readme_table_has_a_row_per_measurement(quick_e2e_report, quick_training
         "training": quick_training_report,
     }
     rows = table(report).splitlines()
-    assert len(rows) == 2 + 9 + 2 * 5 + len(STORAGES) + 2
+    assert len(rows) == 2 + 9 + 2 * 6 + len(STORAGES) + 2
     assert all(row.count("|") == 3 for row in rows)
+
+
+def measured_frames() -> list[tuple[int, int]]:
+    """(stamp, receipt) ns of a 30 Hz output: steady but for one frame shown twice, two swapped
+    and one received 5 ms late."""
+    period = 33_333_333
+    stamps = [i * period for i in range(10)]
+    stamps[5] = stamps[4]
+    stamps[7], stamps[8] = stamps[8], stamps[7]
+    receipts = [i * period + 100_000_000 for i in range(10)]
+    receipts[3] += 5_000_000
+    return list(zip(stamps, receipts, strict=True))
+
+
+def test_output_jitter_counts_repeated_and_backward_stamps():
+    jitter = bench_e2e.output_jitter(measured_frames())
+    assert jitter["duplicated_stamps"] == 1
+    assert jitter["stamps_out_of_order"] == 1
+    assert jitter["receipt_interval_ms"]["std"] > 1.0  # the one late frame
+    steady = [(i * 33_333_333, i * 33_333_333 + 10**8) for i in range(10)]
+    assert bench_e2e.output_jitter(steady) == {
+        "receipt_interval_ms": {"mean": 33.33, "std": 0.0},
+        "stamp_interval_std_ms": 0.0,
+        "duplicated_stamps": 0,
+        "stamps_out_of_order": 0,
+    }
 
 
 @pytest.fixture(scope="module")
