@@ -1,8 +1,8 @@
 """`python -m bench` (or `make bench`): every benchmark, one JSON report, tables for the README.
 
-`python -m bench synth e2e` (any of vospi, driver, sim, synth, e2e, recorder, training) runs only
-those and updates their sections of an existing report, keeping the others. `--model DIR`
-(repeatable) puts a trained model's evaluation next to its config's synthesis speed.
+`python -m bench synth e2e` (any of vospi, vospi_faults, driver, sim, synth, e2e, recorder, training,
+streams) runs only those and updates their sections of an existing report, keeping the others.
+`--model DIR` (repeatable) puts a trained model's evaluation next to its config's synthesis speed.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from bench.common import machine_info
 DEFAULT_OUT = Path(__file__).with_name("results.json")
 BENCHES: dict[str, Callable[[argparse.Namespace], dict]] = {
     "vospi": lambda args: bench_vospi.run(),
+    "vospi_faults": lambda args: bench_vospi.fault_injection(),
     "driver": lambda args: bench_driver.run(seconds=args.seconds or 10.0),
     "sim": lambda args: bench_sim.run(),
     "synth": lambda args: bench_synth.run(models=args.models),

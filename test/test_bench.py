@@ -34,6 +34,20 @@ def test_vospi_benchmark_assembles_every_frame_it_times():
     assert all(r["packets_per_s"]["median"] > 0 for r in report["results"])
 
 
+@pytest.mark.parametrize("telemetry", list(bench_vospi.TelemetryMode))
+def test_vospi_fault_injection_emits_no_torn_or_damaged_frame_and_every_intact_one(telemetry):
+    report = bench_vospi.fault_injection(faults=80, seed=3, telemetry=telemetry)
+    assert report["faults"] == dict.fromkeys(bench_vospi.FAULT_KINDS, 20)
+    assert (report["torn_frames_emitted"], report["destroyed_frames_emitted"]) == (0, 0)
+    assert report["resyncs"] == report["assembler"]["crc_errors"] == 20
+    clean, discarded = report["clean_frames"], report["frames_with_injected_discards"]
+    assert clean["sent"] == 80
+    assert clean["missed"] == discarded["missed"] == 0
+    assert clean["recovered"] + clean["lost_in_resync_idle"] == 80
+    assert clean["lost_in_resync_idle"] <= report["resyncs"]
+    assert discarded["recovered"] + discarded["lost_in_resync_idle"] == discarded["sent"] == 20
+
+
 def test_sim_benchmark_reports_render_and_write_rates():
     report = bench_sim.run(pairs=12, repeats=1)
     assert report["render_pairs_per_s"]["median"] > 0

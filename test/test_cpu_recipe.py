@@ -277,6 +277,9 @@ def test_spatial_configs_are_checked_and_resize_with_their_grid() -> None:
 
 def test_cpu_recipe_settings_are_validated() -> None:
     assert load_settings("sim_cpu").recipe == "cpu"
+    second_stage = load_settings("sim_cpu_swaps")
+    assert (second_stage.swap_fraction, second_stage.gan_steps) == (0.25, 4000)
+    assert second_stage.changes_from(load_settings("sim_cpu")) == ["gan_steps", "swap_fraction"]
     with pytest.raises(SettingsError, match="needs a model with a spatial code"):
         TrainSettings(model="paper", recipe="cpu", reconstruction_steps=10, inversion_steps=0)
     with pytest.raises(SettingsError, match="set inversion_steps to 0"):

@@ -37,6 +37,7 @@ from thermal_synth.dataset.shards import SPLITS, HeatmapRecipe, ShardReader
 from thermal_synth.engine.preprocess import align_mask, align_rgb
 from thermal_synth.model.recipe import Preprocessing
 from thermal_synth.recording.bags import BagOptions, PairBagWriter, SessionLabels, image_cdr
+from thermal_synth.recording.bags.labels import IMAGE_TYPE, _typestore
 
 SEED = 21
 PAIRS_PER_BAG = 12
@@ -380,6 +381,55 @@ def test_damaged_truncated_and_foreign_bags_are_reported_and_the_rest_is_built(r
     assert f"{foreign}: skipped (" in stdout
     assert "undecodable CDR" in stdout
     assert f"skipping {foreign}" in err
+
+
+def raw_image_cdr(when: int, size: tuple[int, int], encoding: str, step: int, data: bytes) -> bytes:
+    """An Image whose fields need not agree, as a broken driver or an older recorder wrote them."""
+    store = _typestore()
+    sec, nanosec = divmod(when, 10**9)
+    stamp_ = store.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
+    header = store.types["std_msgs/msg/Header"](stamp=stamp_, frame_id="camera")
+    msg = store.types[IMAGE_TYPE](
+        header=header,
+        height=size[0],
+        width=size[1],
+        encoding=encoding,
+        is_bigendian=0,
+        step=step,
+        data=np.frombuffer(data, np.uint8),
+    )
+    return bytes(store.serialize_cdr(msg, IMAGE_TYPE))
+
+
+def test_malformed_images_are_skipped_counted_per_reason_and_the_rest_is_built(recordings, tmp_path, capsys):
+    pairs = recordings["rec-a"].pairs
+    thermal_bytes = pairs[0].thermal_centikelvin.tobytes()
+    malformed = {
+        2: ("rgb", raw_image_cdr(stamp(2), (0, 0), "rgb8", 0, b"")),
+        4: ("rgb", image_cdr(np.zeros(RGB_SIZE, np.float32), "32FC1", stamp(4), "camera")),
+        6: ("thermal", raw_image_cdr(stamp(6), (120, 0), "16UC1", 0, b"")),
+        8: ("thermal", raw_image_cdr(stamp(8), (120, 160), "16UC1", 320, thermal_bytes[:1000])),
+    }
+    bag = tmp_path / "malformed"
+    with PairBagWriter(bag, labels_of(pairs[0]), BagOptions()) as writer:
+        for index, pair in enumerate(pairs):
+            when = stamp(index)
+            halves = {
+                "thermal": image_cdr(pair.thermal_centikelvin, "16UC1", when, "thermal"),
+                "rgb": image_cdr(pair.rgb, "rgb8", when, "camera"),
+            }
+            if index in malformed:
+                half, cdr = malformed[index]
+                halves[half] = cdr
+            writer.write_pair(when, halves["thermal"], halves["rgb"])
+
+    code, stdout, err = in_process(capsys, "dataset", "build", bag, "--out", tmp_path / "ds")
+    assert code == 0, err
+    (entry,) = ShardReader(tmp_path / "ds").manifest["provenance"]["bags"]
+    assert entry["messages_skipped"] == {"data_length": 1, "empty": 2, "encoding": 1}
+    assert entry["pairs_used"] == PAIRS_PER_BAG - len(malformed)
+    assert any("/pairs/rgb must be rgb8 or" in problem for problem in entry["problems"])
+    assert "skipped messages: data_length 1, empty 2, encoding 1" in stdout
 
 
 def test_no_usable_pair_exits_1_and_writes_nothing(tmp_path, capsys):

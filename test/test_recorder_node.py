@@ -180,6 +180,9 @@ def test_wrong_thermal_encoding_is_dropped_and_counted(rig, recorder, tmp_path):
     wait_for(
         lambda: rig.diagnostics and rig.diagnostics[-1].get("frames_dropped_bad") == "1", 5.0, "diagnostics"
     )
+    report = rig.diagnostics[-1]
+    assert (report["rejected.encoding"], report["rejected.empty"]) == ("1", "0")
+    assert any("rejected 1 malformed frames, none recorded" in d["_message"] for d in rig.diagnostics)
 
 
 def test_stop_and_start_again_makes_a_second_bag_and_never_overwrites(rig, recorder, tmp_path):

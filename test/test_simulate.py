@@ -23,6 +23,7 @@ from thermal_msgs.privacy import privacy_downsample
 from thermal_msgs.units import centikelvin_to_celsius
 from thermal_synth.common.cli_args import EXIT_INTERRUPTED
 from thermal_synth.dataset.shards import (
+    FORMAT_NAME,
     GROUND_TRUTH_FIELDS,
     HeatmapRecipe,
     Sample,
@@ -443,3 +444,12 @@ def test_raw_rgb_size_is_configurable_and_recorded(tmp_path):
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert manifest["provenance"]["rig_config"]["rgb_shape"] == [120, 160]
     assert reader.load_split("train")["rgb"].shape[1:] == (96, 128, 3)
+
+
+def test_the_format_name_is_the_one_existing_datasets_carry(tmp_path: Path) -> None:
+    """Datasets on users' disks say `thermal_synth.shards`; moving the module must not orphan them."""
+    assert FORMAT_NAME == "thermal_synth.shards"
+    writer = ShardWriter(tmp_path / "data", [SessionRecord("s", "ana", "red", "room", "train")])
+    writer.close()
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    assert manifest["format"] == "thermal_synth.shards"

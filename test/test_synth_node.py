@@ -384,6 +384,21 @@ def test_bad_frames_are_dropped_and_the_node_keeps_answering(harness, synth):
         harness.send(msg)
         wait_for(lambda count=count: node.frames_dropped_bad == count, 5.0, f"the {problem} frame dropped")
         assert problem in node.last_problem
+    wait_for(
+        lambda: harness.diagnostics and harness.last_values().get("frames_dropped_bad") == "5",
+        5.0,
+        "a report counting every bad frame",
+    )
+    rejected = {key: value for key, value in harness.last_values().items() if key.startswith("rejected.")}
+    assert rejected == {
+        "rejected.encoding": "1",
+        "rejected.empty": "1",
+        "rejected.step": "0",
+        "rejected.data_length": "1",
+        "rejected.size_changed": "1",
+        "rejected.non_finite": "1",
+        "rejected.model_grid": "0",
+    }
 
     np.testing.assert_array_equal(harness.render(heatmap), good)
     finer = np.repeat(np.repeat(heatmap, 2, axis=0), 2, axis=1)

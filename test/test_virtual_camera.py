@@ -334,6 +334,20 @@ def test_bad_frames_are_dropped_with_a_reason_while_the_camera_keeps_sending(cam
         assert problem in node.last_problem
         wait_for(lambda before=sent_before: len(sink.sent) > before + 3, 2.0, "frames after a bad one")
     assert all(is_placeholder(frame) for _, frame in list(sink.sent)), "a bad frame reached the camera"
+    wait_for(
+        lambda: harness.diagnostics and harness.values()["frames_dropped_bad"] == "4",
+        5.0,
+        "a report counting every bad frame",
+    )
+    rejected = {key: value for key, value in harness.values().items() if key.startswith("rejected.")}
+    assert rejected == {
+        "rejected.encoding": "2",
+        "rejected.empty": "1",
+        "rejected.step": "0",
+        "rejected.data_length": "1",
+        "rejected.size_changed": "0",
+        "rejected.non_finite": "0",
+    }
 
     publish_until_shown(harness, sink, solid(2, shape=(100, 100)), lambda frame: shows(frame[:, 40:280], 2))
     latest = sink.sent[-1][1]

@@ -7,8 +7,9 @@ majority rule. Each bag is one session, and a session lives in exactly one split
 recording leaks frames from train into test.
 
 Bags come from users' machines and may be cut off by a crash or damaged on the way: the reader
-skips what does not decode, the builder skips frames it cannot use, and both end up in the
-manifest and the summary instead of stopping the build. Output is all or nothing: the dataset is
+skips what does not decode or fails the check every live subscriber runs (`thermal_msgs.validation`),
+the builder skips frames it cannot use, and both end up in the manifest and the summary, counted
+per reason, instead of stopping the build. Output is all or nothing: the dataset is
 written into a hidden sibling directory and renamed into place only when complete.
 """
 
@@ -92,6 +93,8 @@ class BagReport:
     files: list[dict[str, str]] = field(default_factory=list)
     pairs_read: int = 0
     pairs_used: int = 0
+    messages_skipped: dict[str, int] = field(default_factory=dict)
+    """Image messages the reader skipped, by reason (`thermal_msgs.validation.REASONS`, `undecodable`)."""
     problems: list[str] = field(default_factory=list)
     salvaged: bool = False
     skipped: str = ""
@@ -110,6 +113,7 @@ class BagReport:
             "files": self.files,
             "pairs_read": self.pairs_read,
             "pairs_used": self.pairs_used,
+            "messages_skipped": self.messages_skipped,
             "salvaged": self.salvaged,
             "problems": self.problems,
         }
@@ -412,6 +416,7 @@ def _samples(index: int, bag: _OpenBag, converter: _PairConverter, bar: tqdm) ->
     except (BagReadError, OSError) as problem:
         stopped.append(f"stopped reading: {problem}")
     skipped = [f"{count} pairs skipped: {why}" for why, count in rejected.items()]
+    report.messages_skipped = dict(sorted(bag.reader.skipped.items()))
     report.problems = [*skipped, *stopped, *bag.reader.problems]
 
 

@@ -249,6 +249,9 @@ def summarise_build(result: BuildResult, out: Path, align_file: Path | None) -> 
         line = (
             f"  {bag.path}: session {bag.session} -> {bag.split}, {bag.pairs_used} of {bag.pairs_read} pairs"
         )
+        if bag.messages_skipped:
+            reasons = ", ".join(f"{reason} {count}" for reason, count in bag.messages_skipped.items())
+            line += f"; skipped messages: {reasons}"
         if bag.problems:
             shown = "; ".join(one_line(problem) for problem in bag.problems[:PROBLEMS_SHOWN])
             more = len(bag.problems) - PROBLEMS_SHOWN

@@ -33,7 +33,7 @@ from thermal_synth.common.json_files import check_format, file_sha256, read_json
 from thermal_synth.engine.preprocess import MODEL_IMAGE_SHAPE
 from thermal_synth.model.recipe import HeatmapRecipe
 
-FORMAT_NAME = "thermal_synth.dataset.shards"
+FORMAT_NAME = "thermal_synth.shards"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "test", "heldout")

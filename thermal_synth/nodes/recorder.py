@@ -2,8 +2,11 @@
 
 Every thermal frame is paired with the RGB frame nearest in header stamp within `slop_s`, and
 both are written under the thermal stamp to /pairs/thermal and /pairs/rgb (the dataset builder
-joins them on it). Unpaired frames are counted in /diagnostics, never written as pairs. The
-session labels go into the bag, so the builder can name appearances and split by session.
+joins them on it). Unpaired frames are counted in /diagnostics, never written as pairs. Every
+frame is checked on arrival (`thermal_msgs.validation`: the topic's encodings, pixels that match
+the declared size, one size per topic and recording), so a pair is written only when both its
+halves passed; refusals are counted per reason. The session labels go into the bag, so the
+builder can name appearances and split by session.
 
 Recording starts with the node (`record_on_start`) or with the `~/record` SetBool service;
 stopping finalises the bag, and starting again opens a new one beside it. Parameters are read
@@ -31,10 +34,10 @@ from std_srvs.srv import SetBool
 
 from thermal_msgs import topics
 from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_array
-from thermal_msgs.image import ImageFormatError, image_to_array
 from thermal_msgs.node_main import ConfigError, run_node
 from thermal_msgs.qos import stream_publisher_qos
 from thermal_msgs.units import stamp_ns
+from thermal_msgs.validation import ImageValidator, Rejection, RejectionTally
 from thermal_synth.recording.bags import STORAGES, BagOptions, BagWriteError, SessionLabels
 from thermal_synth.recording.pairing import MatchedPair, PairingConfig
 from thermal_synth.recording.session import Recording
@@ -45,6 +48,7 @@ BAD_FRAME_LOG_PERIOD_S = 5.0
 NO_CAMERA_WARNING_FRAMES = 18
 """Thermal frames (about 2 s of a Lepton) without any RGB frame before the recorder says so."""
 LABELS = ("person", "outfit", "scene", "notes")
+VALIDATED_TOPICS = (topics.THERMAL_IMAGE_RAW, topics.CAMERA_IMAGE_RAW, topics.CAMERA_PERSON_MASK)
 SETTINGS_PARAMETERS = ("bag_path", "storage", "slop_s", "max_bag_size_mb", "max_bag_duration_s", *LABELS)
 
 
@@ -155,7 +159,8 @@ class PairRecorderNode(Node):
 
         self.recording: Recording | None = None
         self.last_summary = ""
-        self.frames_dropped_bad = 0
+        self.rejected = RejectionTally(log_period_s=BAD_FRAME_LOG_PERIOD_S)
+        self._validators = self._new_validators()
         self.last_problem = ""
         self._write_error = ""
         self._control = threading.Lock()
@@ -163,6 +168,7 @@ class PairRecorderNode(Node):
         self._last_written = 0
         self._dropped_at_last_report = 0
         self._unmatched_at_last_report = 0
+        self._rejected_at_last_report = 0
         self.failure: BaseException | None = None
 
         events = SubscriptionEventCallbacks(incompatible_qos=self._incompatible_qos)
@@ -181,6 +187,15 @@ class PairRecorderNode(Node):
             except (ValueError, BagWriteError) as error:
                 super().destroy_node()
                 raise ConfigError(str(error)) from error
+
+    @property
+    def frames_dropped_bad(self) -> int:
+        return self.rejected.total
+
+    @staticmethod
+    def _new_validators() -> dict[str, ImageValidator]:
+        """Strict about size: a bag holds one size per topic, whatever the camera does mid-recording."""
+        return {topic: ImageValidator(topic) for topic in VALIDATED_TOPICS}
 
     def _settings_with(self, parameters: list[Parameter]) -> RecorderSettings:
         """The settings a recording would start with, given pending parameter changes."""
@@ -215,6 +230,7 @@ class PairRecorderNode(Node):
             except OSError as error:
                 raise BagWriteError(f"{path}: cannot create its parent directory: {error}") from error
             self._write_error = ""
+            self._validators = self._new_validators()
             self.recording = Recording(
                 path,
                 settings.labels,
@@ -271,14 +287,7 @@ class PairRecorderNode(Node):
 
     def _on_thermal(self, msg: Image) -> None:
         recording = self.recording
-        if recording is None or not recording.active:
-            return
-        if msg.encoding not in topics.THERMAL_RAW_ENCODINGS:
-            self._drop_bad(
-                topics.THERMAL_IMAGE_RAW, f"encoding {msg.encoding!r}, expected 16UC1 centi-Kelvin"
-            )
-            return
-        if self._valid(topics.THERMAL_IMAGE_RAW, msg):
+        if recording is not None and recording.active and self._valid(topics.THERMAL_IMAGE_RAW, msg):
             recording.add_thermal(stamp_ns(msg.header.stamp), msg)
 
     def _on_rgb(self, msg: Image) -> None:
@@ -292,20 +301,20 @@ class PairRecorderNode(Node):
             recording.add_mask(stamp_ns(msg.header.stamp), msg)
 
     def _valid(self, topic: str, msg: Image) -> bool:
-        try:
-            image_to_array(msg)
-        except ImageFormatError as error:
-            self._drop_bad(topic, str(error))
+        """Only frames that pass reach the pairing, so both halves of every written pair passed."""
+        result = self._validators[topic].check(msg)
+        if isinstance(result, Rejection):
+            self._drop_bad(topic, result)
             return False
         return True
 
-    def _drop_bad(self, topic: str, problem: str) -> None:
-        self.frames_dropped_bad += 1
-        self.last_problem = f"{topic}: {problem}"
-        self.get_logger().warning(
-            f"dropping {topic} frame: {problem} ({self.frames_dropped_bad} dropped so far)",
-            throttle_duration_sec=BAD_FRAME_LOG_PERIOD_S,
-        )
+    def _drop_bad(self, topic: str, rejection: Rejection) -> None:
+        self.last_problem = f"{topic}: {rejection}"
+        if self.rejected.add(rejection):
+            self.get_logger().warning(
+                f"dropping {topic} frame: {rejection} "
+                f"({self.rejected.counts[rejection.reason]} rejected for {rejection.reason} so far)"
+            )
 
     def _incompatible_qos(self, _info: QoSRequestedIncompatibleQoSInfo) -> None:
         self.get_logger().warning(
@@ -320,6 +329,8 @@ class PairRecorderNode(Node):
             "state": "idle",
             "last_recording": self.last_summary,
             "frames_dropped_bad": str(self.frames_dropped_bad),
+            **self.rejected.diagnostic_values(),
+            "last_problem": self.last_problem,
         }
         if recording is not None:
             stats = recording.stats
@@ -365,10 +376,14 @@ class PairRecorderNode(Node):
         stats = recording.stats
         dropped = stats.pairs_dropped - self._dropped_at_last_report
         unmatched = stats.pairing.thermal_unmatched - self._unmatched_at_last_report
+        rejected = self.rejected.total - self._rejected_at_last_report
         self._dropped_at_last_report = stats.pairs_dropped
         self._unmatched_at_last_report = stats.pairing.thermal_unmatched
+        self._rejected_at_last_report = self.rejected.total
         if dropped:
             return WARN, f"disk too slow: dropped {dropped} pairs"
+        if rejected:
+            return WARN, f"rejected {rejected} malformed frames, none recorded: {self.last_problem}"
         if stats.pairing.thermal_frames >= NO_CAMERA_WARNING_FRAMES and not stats.pairing.rgb_frames:
             return WARN, (
                 f"{stats.pairing.thermal_frames} thermal frames and not one {topics.CAMERA_IMAGE_RAW} "

@@ -1,8 +1,9 @@
 """The `thermal_synth` node: privacy-safe heatmaps in, a synthesised RGB person out.
 
 Synthesis can be slower than the sensor, and a video call wants the newest picture rather than
-every picture: the subscription only drops each message into a one-slot mailbox, and a worker
-thread renders whatever is newest, so a slow model skips stale frames instead of queueing them.
+every picture: the subscription only checks each message (`thermal_msgs.validation`) and drops its
+heatmap into a one-slot mailbox, and a worker thread renders whatever is newest, so a slow model skips
+stale frames instead of queueing them.
 The executor only serves the subscription, parameters, services and the diagnostics timer.
 
 With `output_rate_hz` > 0 the worker instead renders on its own clock from a timeline of the
@@ -37,17 +38,17 @@ from std_srvs.srv import Trigger
 
 from thermal_msgs import topics
 from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_array
-from thermal_msgs.image import ImageFormatError, array_to_image, image_to_array
+from thermal_msgs.image import array_to_image
 from thermal_msgs.node_main import ConfigError, run_guarded, run_node
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS, stream_publisher_qos
 from thermal_msgs.units import stamp_ns
+from thermal_msgs.validation import FOLLOW_AFTER_FRAMES, REASONS, ImageValidator, Rejection, RejectionTally
 from thermal_synth.engine.appearances import Appearances, code_name
 from thermal_synth.engine.inference import (
     DEVICE_AUTO,
     PRECISION_AUTO,
     HeatmapError,
     SynthesisEngine,
-    check_heatmap,
     fit_heatmap,
 )
 from thermal_synth.engine.interpolation import HeatmapTimeline
@@ -66,26 +67,32 @@ from thermal_synth.nodes.synth_parameters import (
 NODE_NAME = "thermal_synth"
 LATENCY_WINDOW = 100
 BAD_FRAME_LOG_PERIOD_S = 5.0
+MODEL_GRID = "model_grid"
+"""Rejection reason of a valid heatmap whose size is no integral multiple of the model's grid."""
 INPUT_WAIT_S = 0.2
 """How long the worker waits for a frame or a tick before looking at the settings and the stop flag again."""
 
 
 @dataclass(frozen=True)
 class Arrival:
-    """A message and when it came: the interpolation's playhead runs from the arrival, not from
-    whenever the worker got round to taking it."""
+    """An accepted heatmap, fitted to the model's grid, and when it came: the interpolation's playhead
+    runs from the arrival, not from whenever the worker got round to taking it."""
 
-    msg: Image
+    heatmap: np.ndarray
+    stamp_ns: int
+    frame_id: str
     received_s: float
 
 
 @dataclass(eq=False)
 class Stream:
-    """One participant: heatmaps in on `input_topic`, painted frames out through `publisher`."""
+    """One participant: heatmaps in on `input_topic` (checked by `validator`), painted frames out
+    through `publisher`."""
 
     name: str
     input_topic: str
     publisher: Publisher
+    validator: ImageValidator
     rate: RateMeter = field(default_factory=RateMeter)
     frames_published: int = 0
     frame_id: str = ""
@@ -222,7 +229,13 @@ class ThermalSynthNode(Node):
         for name in stream_names:
             input_topic = topics.stream_topic(topics.THERMAL_IMAGE, name)
             publisher = self.create_publisher(Image, topics.stream_topic(topics.SYNTH_IMAGE, name), self._qos)
-            self.streams[name] = Stream(name, input_topic, publisher)
+            validator = ImageValidator(
+                input_topic,
+                topics.IMAGE_ENCODINGS[topics.THERMAL_IMAGE],
+                # A restarted driver may publish another output_size: follow it, not one stray frame.
+                follow_after=FOLLOW_AFTER_FRAMES,
+            )
+            self.streams[name] = Stream(name, input_topic, publisher, validator)
             self.create_subscription(
                 Image, input_topic, lambda msg, name=name: self._receive(name, msg), STREAM_SUBSCRIBER_QOS
             )
@@ -235,7 +248,7 @@ class ThermalSynthNode(Node):
         self._latencies_s: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._batch_sizes: deque[int] = deque(maxlen=LATENCY_WINDOW)
         self.interpolated_frames = 0
-        self.frames_dropped_bad = 0
+        self.rejected = RejectionTally((*REASONS, MODEL_GRID), log_period_s=BAD_FRAME_LOG_PERIOD_S)
         self.last_problem = ""
         self._bad_at_last_report = 0
         self._stop = threading.Event()
@@ -263,6 +276,10 @@ class ThermalSynthNode(Node):
     @property
     def frames_published(self) -> int:
         return sum(stream.frames_published for stream in self.streams.values())
+
+    @property
+    def frames_dropped_bad(self) -> int:
+        return self.rejected.total
 
     def _settings_with(self, parameters: list[Parameter]) -> RenderSettings:
         values = {name: self.get_parameter(name).value for name in SETTINGS_PARAMETERS}
@@ -316,8 +333,14 @@ class ThermalSynthNode(Node):
         if active != shared:
             self.set_parameters([Parameter("latent_code", value=active)])
 
-    def _receive(self, stream: str, msg: Image) -> None:
-        self._mailboxes.put(stream, Arrival(msg, time.monotonic()))
+    def _receive(self, name: str, msg: Image) -> None:
+        """Checked on arrival, so a bad frame never displaces a good one waiting in the mailbox."""
+        received_s = time.monotonic()
+        stream = self.streams[name]
+        heatmap = self._accept(stream, msg)
+        if heatmap is not None:
+            arrival = Arrival(heatmap, stamp_ns(msg.header.stamp), msg.header.frame_id, received_s)
+            self._mailboxes.put(name, arrival)
 
     def work(self) -> None:
         """The painting loop, until `stop()` or a failure (then `failure` is set and it returns)."""
@@ -339,13 +362,10 @@ class ThermalSynthNode(Node):
                 self._play_interpolated(rate_hz)
                 continue
             arrivals = self._mailboxes.take_all(timeout_s=INPUT_WAIT_S)
-            batch = []
-            for name, arrival in arrivals.items():
-                stream = self.streams[name]
-                heatmap = self._accept(stream, arrival.msg)
-                if heatmap is not None:
-                    header = arrival.msg.header
-                    batch.append(Paintable(stream, heatmap, stamp_ns(header.stamp), header.frame_id))
+            batch = [
+                Paintable(self.streams[name], arrival.heatmap, arrival.stamp_ns, arrival.frame_id)
+                for name, arrival in arrivals.items()
+            ]
             self._paint_and_publish(batch)
 
     def _play_interpolated(self, rate_hz: float) -> None:
@@ -381,20 +401,19 @@ class ThermalSynthNode(Node):
     def _accept(self, stream: Stream, msg: Image) -> np.ndarray | None:
         """The message's heatmap fitted to the model's grid, or None when it is dropped as bad: a bad
         frame must neither spoil a batch shared with other streams nor a blend with its neighbours."""
+        heatmap = stream.validator.check(msg)
+        if isinstance(heatmap, Rejection):
+            self._drop_bad(stream, heatmap)
+            return None
         try:
-            heatmap = _celsius(msg)
-            check_heatmap(heatmap)
             return fit_heatmap(heatmap, self.engine.heatmap_size)
-        except (ImageFormatError, HeatmapError) as error:
-            self._drop_bad(stream, str(error))
+        except HeatmapError as error:
+            self._drop_bad(stream, Rejection(MODEL_GRID, str(error)))
             return None
 
     def _push(self, timeline: HeatmapTimeline, stream: Stream, arrival: Arrival) -> None:
-        heatmap = self._accept(stream, arrival.msg)
-        if heatmap is None:
-            return
-        stream.frame_id = arrival.msg.header.frame_id
-        if timeline.push(stamp_ns(arrival.msg.header.stamp), heatmap, arrival.received_s):
+        stream.frame_id = arrival.frame_id
+        if timeline.push(arrival.stamp_ns, arrival.heatmap, arrival.received_s):
             self.get_logger().warning(
                 f"{stream.input_topic} stamps went back in time: interpolation restarts from this frame",
                 throttle_duration_sec=BAD_FRAME_LOG_PERIOD_S,
@@ -422,13 +441,13 @@ class ThermalSynthNode(Node):
         self._rate.tick()
         self._latencies_s.append((self.get_clock().now().nanoseconds - stamp_ns) / 1e9)
 
-    def _drop_bad(self, stream: Stream, problem: str) -> None:
-        self.frames_dropped_bad += 1
-        self.last_problem = problem
-        self.get_logger().warning(
-            f"dropping {stream.input_topic} frame: {problem} ({self.frames_dropped_bad} dropped so far)",
-            throttle_duration_sec=BAD_FRAME_LOG_PERIOD_S,
-        )
+    def _drop_bad(self, stream: Stream, rejection: Rejection) -> None:
+        self.last_problem = str(rejection)
+        if self.rejected.add(rejection):
+            self.get_logger().warning(
+                f"dropping {stream.input_topic} frame: {rejection} "
+                f"({self.rejected.counts[rejection.reason]} rejected for {rejection.reason} so far)"
+            )
 
     def _list_codes(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         bank = self.appearances.bank
@@ -460,6 +479,7 @@ class ThermalSynthNode(Node):
             "frames_published": str(self.frames_published),
             "frames_dropped_stale": str(sum(self._mailboxes.overwritten.values())),
             "frames_dropped_bad": str(self.frames_dropped_bad),
+            **self.rejected.diagnostic_values(),
             "last_problem": self.last_problem,
             "latency_p50_ms": f"{np.median(latencies) * 1e3:.1f}" if latencies.size else "",
             "latency_max_ms": f"{latencies.max() * 1e3:.1f}" if latencies.size else "",
@@ -526,15 +546,6 @@ def _load_model(path: str) -> ModelBundle:
         if HOW_TO_GET_A_MODEL not in message:
             message = f"{message}; {HOW_TO_GET_A_MODEL}"
         raise ModelFileError(message) from None
-
-
-def _celsius(msg: Image) -> np.ndarray:
-    """The heatmap of a driver message; anything but 32FC1 Celsius would be painted as nonsense."""
-    if msg.encoding != topics.THERMAL_ENCODING:
-        raise ImageFormatError(
-            "encoding", f"expected {topics.THERMAL_ENCODING} (degrees Celsius); got {msg.encoding!r}"
-        )
-    return image_to_array(msg)
 
 
 def _size(size: tuple[int, int]) -> str:

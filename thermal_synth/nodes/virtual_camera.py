@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException
@@ -24,9 +23,9 @@ from sensor_msgs.msg import Image
 
 from thermal_msgs import topics
 from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_array
-from thermal_msgs.image import ImageFormatError, image_to_array
 from thermal_msgs.node_main import ConfigError, run_guarded, run_node
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
+from thermal_msgs.validation import FOLLOW_AFTER_FRAMES, ImageValidator, Rejection, RejectionTally
 from thermal_synth.engine.pacing import OutputClock
 from thermal_synth.engine.webcam import (
     CARD_LABEL,
@@ -70,7 +69,9 @@ class VirtualCameraNode(Node):
         self.frames_sent = 0
         self.frames_repeated = 0
         self.placeholder_frames = 0
-        self.frames_dropped_bad = 0
+        # thermal_synth's output_size is live: a new size that lasts is followed, a stray frame is not.
+        self._validator = ImageValidator(topics.SYNTH_IMAGE, follow_after=FOLLOW_AFTER_FRAMES)
+        self.rejected = RejectionTally(log_period_s=BAD_FRAME_LOG_PERIOD_S)
         self._bad_at_last_report = 0
         self.last_problem = ""
         self.showing_placeholder = True
@@ -109,22 +110,27 @@ class VirtualCameraNode(Node):
             ),
         )
 
+    @property
+    def frames_dropped_bad(self) -> int:
+        return self.rejected.total
+
     def _receive(self, msg: Image) -> None:
-        try:
-            frame = _rgb(msg)
-        except ImageFormatError as error:
-            self._drop_bad(str(error))
+        """Only a valid rgb8 frame is fitted and offered: anything else would show in the call with
+        swapped or missing colours, or not at all."""
+        frame = self._validator.check(msg)
+        if isinstance(frame, Rejection):
+            self._drop_bad(frame)
             return
         self._scheduler.offer(fit_frame(frame, self.config.height, self.config.width))
         self._input_rate.tick()
 
-    def _drop_bad(self, problem: str) -> None:
-        self.frames_dropped_bad += 1
-        self.last_problem = problem
-        self.get_logger().warning(
-            f"dropping {topics.SYNTH_IMAGE} frame: {problem} ({self.frames_dropped_bad} dropped so far)",
-            throttle_duration_sec=BAD_FRAME_LOG_PERIOD_S,
-        )
+    def _drop_bad(self, rejection: Rejection) -> None:
+        self.last_problem = str(rejection)
+        if self.rejected.add(rejection):
+            self.get_logger().warning(
+                f"dropping {topics.SYNTH_IMAGE} frame: {rejection} "
+                f"({self.rejected.counts[rejection.reason]} rejected for {rejection.reason} so far)"
+            )
 
     def _guarded_send(self) -> None:
         run_guarded(self, self._send_loop, "virtual camera", self._fail)
@@ -176,6 +182,7 @@ class VirtualCameraNode(Node):
             "frames_repeated": str(self.frames_repeated),
             "placeholder_frames": str(self.placeholder_frames),
             "frames_dropped_bad": str(self.frames_dropped_bad),
+            **self.rejected.diagnostic_values(),
             "last_problem": self.last_problem,
         }
         self._diagnostics_pub.publish(
@@ -214,16 +221,6 @@ class VirtualCameraNode(Node):
         self._worker.join(timeout=WORKER_JOIN_S)
         self.sink.close()
         super().destroy_node()
-
-
-def _rgb(msg: Image) -> np.ndarray:
-    """The pixels of an rgb8 frame; other encodings would show in the call with swapped or missing colours."""
-    if msg.encoding != topics.RGB_ENCODING:
-        raise ImageFormatError("encoding", f"expected {topics.RGB_ENCODING}; got {msg.encoding!r}")
-    for field in ("height", "width"):
-        if not getattr(msg, field):
-            raise ImageFormatError(field, "expected > 0; the image is empty")
-    return image_to_array(msg)
 
 
 NODE_CLASS = VirtualCameraNode

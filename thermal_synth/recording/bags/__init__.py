@@ -36,7 +36,6 @@ from thermal_synth.recording.bags.labels import (
 from thermal_synth.recording.bags.layout import BagLayout, inspect_bag
 from thermal_synth.recording.bags.metadata import METADATA_VERSION, STAGING_DIR
 from thermal_synth.recording.bags.reader import (
-    MASK_ENCODING,
     PAIR_LOOKAHEAD,
     BagInfo,
     PairBagReader,
@@ -52,7 +51,6 @@ __all__ = [
     "CUSTOM_DATA_PREFIX",
     "DEFAULT_OPTIONS",
     "IMAGE_TYPE",
-    "MASK_ENCODING",
     "METADATA_VERSION",
     "PAIR_LOOKAHEAD",
     "STAGING_DIR",

@@ -11,13 +11,16 @@ from pathlib import Path
 import numpy as np
 from rosbags.rosbag2 import Reader
 
-from thermal_msgs.image import ImageFormatError, image_to_array, to_rgb8
-from thermal_msgs.topics import PAIRS_MASK, PAIRS_RGB, PAIRS_SESSION, PAIRS_THERMAL, THERMAL_RAW_ENCODINGS
+from thermal_msgs.image import to_rgb8
+from thermal_msgs.topics import PAIRS_MASK, PAIRS_RGB, PAIRS_SESSION, PAIRS_THERMAL
+from thermal_msgs.validation import ImageValidator, Rejection
 from thermal_synth.recording.bags.labels import _NS, IMAGE_TYPE, STRING_TYPE, SessionLabels, _typestore
 from thermal_synth.recording.bags.layout import BagLayout, inspect_bag
 from thermal_synth.recording.bags.salvage import SalvagedMessage, _complete_pairs, _salvage_file, _SalvageLog
 
-MASK_ENCODING = "mono8"
+UNDECODABLE = "undecodable"
+"""Why a message was skipped when it is no sensor_msgs/Image at all; the other reasons are
+`thermal_msgs.validation.REASONS`."""
 PAIR_LOOKAHEAD = 64
 """Stamps the reader keeps open while joining topics; a pair's messages are written back to back, so
 anything older than this many stamps will never be completed."""
@@ -126,28 +129,34 @@ class _Problems:
             self.target.append(f"... and {self.suppressed} more problems")
 
 
-def _decode_image(topic: str, message: SalvagedMessage) -> tuple[int, np.ndarray]:
-    """(header stamp, array in the form RecordedPair holds). Raises ValueError for anything unusable."""
+class _Skipped(ValueError):
+    """One message the reader cannot use; `reason` is what the skipped counts are kept by."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _decode_image(message: SalvagedMessage, validator: ImageValidator) -> tuple[int, np.ndarray]:
+    """(header stamp, array in the form RecordedPair holds). Raises _Skipped for anything unusable.
+
+    `validator` is the one every live subscriber uses, so a bag written before the recorder checked
+    its frames (or edited since) yields nothing a live node would have refused."""
     if message.msgtype != IMAGE_TYPE:
-        raise ValueError(f"type {message.msgtype}, expected {IMAGE_TYPE}")
+        raise _Skipped(UNDECODABLE, f"type {message.msgtype}, expected {IMAGE_TYPE}")
     try:
         msg = _typestore().deserialize_cdr(message.data, IMAGE_TYPE)
     except Exception as exc:  # the CDR deserialiser raises whatever the bytes lead it into
-        raise ValueError(f"undecodable CDR ({type(exc).__name__}: {exc})") from None
+        raise _Skipped(UNDECODABLE, f"undecodable CDR ({type(exc).__name__}: {exc})") from None
     stamp = int(msg.header.stamp.sec) * _NS + int(msg.header.stamp.nanosec)
-    if not (msg.height and msg.width):
-        raise ImageFormatError("height", f"empty image {msg.height}x{msg.width}")
-    if topic == PAIRS_THERMAL:
-        if msg.encoding not in THERMAL_RAW_ENCODINGS:
-            raise ImageFormatError(
-                "encoding", f"thermal must be {' or '.join(THERMAL_RAW_ENCODINGS)}, got {msg.encoding!r}"
-            )
-        return stamp, np.array(image_to_array(msg), dtype=np.uint16)
-    if topic == PAIRS_RGB:
-        return stamp, np.require(to_rgb8(image_to_array(msg), msg.encoding), requirements=("C", "W", "O"))
-    if msg.encoding != MASK_ENCODING:
-        raise ImageFormatError("encoding", f"mask must be {MASK_ENCODING}, got {msg.encoding!r}")
-    return stamp, image_to_array(msg) != 0
+    image = validator.check(msg)
+    if isinstance(image, Rejection):
+        raise _Skipped(image.reason, image.detail)
+    if message.topic == PAIRS_THERMAL:
+        return stamp, np.array(image, dtype=np.uint16)
+    if message.topic == PAIRS_RGB:
+        return stamp, np.require(to_rgb8(image, msg.encoding), requirements=("C", "W", "O"))
+    return stamp, image != 0
 
 
 class PairBagReader:
@@ -168,6 +177,8 @@ class PairBagReader:
                 f"read by salvaging; run `thermal-synth bag repair {self.path}` to fix it"
             )
         self.problems: list[str] = list(self._base_problems)
+        self.skipped: Counter[str] = Counter()
+        """Image messages the last `pairs()` skipped, by reason."""
         self._topic_counts: dict[str, int] | None = None
         self.labels = self._read_labels()
 
@@ -229,17 +240,25 @@ class PairBagReader:
         return dict(self._topic_counts)
 
     def pairs(self) -> Iterator[RecordedPair]:
-        """Complete pairs in stamp order. Messages that do not decode or hold no valid image are skipped
-        and described in `problems` (reset at each call), as are thermal or RGB frames left unpaired."""
+        """Complete pairs in stamp order. Messages that do not decode or hold no valid image (as
+        `thermal_msgs.validation` judges it, one size per topic) are skipped, counted in `skipped` by
+        reason and described in `problems` (both reset at each call), as are thermal or RGB frames
+        left unpaired."""
         self.problems = list(self._base_problems)
+        self.skipped = Counter()
         problems = _Problems(self.problems)
         joiner = _PairJoiner(problems)
+        validators = {topic: ImageValidator(topic) for topic in (PAIRS_THERMAL, PAIRS_RGB, PAIRS_MASK)}
         read_problems: list[str] = []
-        for message in self._messages({PAIRS_THERMAL, PAIRS_RGB, PAIRS_MASK}, read_problems):
+        for message in self._messages(set(validators), read_problems):
             try:
-                stamp, array = _decode_image(message.topic, message)
-            except ValueError as exc:
-                problems.add(f"{message.topic}: skipped the message logged at {message.timestamp_ns}: {exc}")
+                stamp, array = _decode_image(message, validators[message.topic])
+            except _Skipped as skipped:
+                self.skipped[skipped.reason] += 1
+                problems.add(
+                    f"{message.topic}: skipped the message logged at {message.timestamp_ns} "
+                    f"({skipped.reason}): {skipped}"
+                )
                 continue
             yield from joiner.add(message.topic, stamp, array)
         yield from joiner.finish()
