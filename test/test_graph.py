@@ -26,7 +26,9 @@ from thermal_synth.bringup.graph import (
     yaml_parameters,
 )
 from thermal_synth.bringup.runner import our_entry_point, plan
+from thermal_synth.engine.inference import select_device, select_precision
 from thermal_synth.model.files import load_model
+from thermal_synth.nodes.synth_parameters import parse_cpu_threads
 
 LAUNCH_DIR = REPO / "launch"
 ROS_BUILTIN_PARAMETERS = {"use_sim_time", "start_type_description_service"}
@@ -55,11 +57,20 @@ def startup_overrides(spec: NodeSpec, request: pytest.FixtureRequest) -> dict[st
 
 
 def read_back(spec: NodeSpec, name: str, parameters: dict[str, object]) -> object:
-    """What a parameter reads back after start-up: an empty latent_code names the code in use, the
-    first of the model's bank, so `ros2 param get` says what is painted."""
-    if spec.name == "thermal_synth" and name == "latent_code" and not parameters[name]:
-        return load_model(Path(str(parameters["model"]))).bank.names()[0]
-    return parameters[name]
+    """What a parameter reads back after start-up: the synthesis node names what its placeholders
+    stand for, so `ros2 param get` says what runs (the first code of the bank for an empty
+    latent_code, the device, precision and thread count that auto and 0 picked)."""
+    value = parameters[name]
+    if spec.name != "thermal_synth":
+        return value
+    device = select_device(str(parameters["device"]))
+    resolved = {
+        "latent_code": lambda: value or load_model(Path(str(parameters["model"]))).bank.names()[0],
+        "device": lambda: str(device),
+        "precision": lambda: select_precision(str(value), device),
+        "cpu_threads": lambda: parse_cpu_threads(int(value)),
+    }
+    return resolved[name]() if name in resolved else value
 
 
 def startup_keywords(spec: NodeSpec) -> dict[str, object]:

@@ -31,7 +31,7 @@ from thermal_synth.engine.streams import Mailboxes, paint_heatmap, paint_heatmap
 from thermal_synth.model.bank import LatentBank, LatentCode
 from thermal_synth.model.files import BANK_FILE, HOW_TO_GET_A_MODEL, TrainingRecord, load_model, save_model
 from thermal_synth.nodes.synth import ConfigError, ThermalSynthNode
-from thermal_synth.nodes.synth_parameters import MAX_OUTPUT_RATE_HZ
+from thermal_synth.nodes.synth_parameters import MAX_OUTPUT_RATE_HZ, parse_cpu_threads
 
 pytestmark = pytest.mark.ros
 
@@ -191,6 +191,25 @@ def test_heatmap_in_rgb_out_with_the_input_stamp_and_frame_id(harness, synth, re
     assert (out.encoding, out.height, out.width) == ("rgb8", *NATIVE)
     assert out.header.frame_id == "left_thermal_optical_frame"
     assert_same_picture(image_to_array(out), expected_image(reference, heatmap, first_code))
+
+
+def test_placeholders_read_back_what_the_node_runs_and_stay_read_only(harness, synth, reference):
+    node = synth(device="auto", precision="auto")
+    first_code = reference.bundle.bank.names()[0]
+    names = ("latent_code", "device", "precision", "cpu_threads")
+    read = {name: harness.remote_parameter(name) for name in names}
+    assert read == {
+        "latent_code": first_code,
+        "device": str(node.engine.device),
+        "precision": node.engine.precision,
+        "cpu_threads": parse_cpu_threads(0),
+    }
+    assert read["device"] in ("cpu", "cuda:0"), "auto names the device it picked"
+    assert read["precision"] in ("fp32", "bf16"), "auto names the precision it picked"
+    assert harness.remote_parameter("model") == str(node.engine.bundle.directory)
+    refused = harness.set_parameters(cpu_threads=1)
+    assert not refused.successful
+    assert "read-only" in refused.reason
 
 
 def test_output_size_at_start_and_live(harness, synth):

@@ -109,10 +109,16 @@ class Paintable:
     interpolated: bool = False
 
 
-def _read_only(description: str) -> ParameterDescriptor:
+def _read_only(description: str, *, resolved_at_start: bool = False) -> ParameterDescriptor:
+    """`resolved_at_start`: writable until the node has replaced a placeholder ("", auto, 0) with
+    what it stands for (`_name_resolved_settings`), read-only from then on."""
     return ParameterDescriptor(
-        description=f"{description} (read-only: restart the node to change)", read_only=True
+        description=f"{description} (read-only: restart the node to change)", read_only=not resolved_at_start
     )
+
+
+RESOLVED_AT_START = ("model", "device", "precision", "cpu_threads")
+"""Settings whose placeholders read back as what the node chose, so `ros2 param get` says what runs."""
 
 
 class ThermalSynthNode(Node):
@@ -126,15 +132,20 @@ class ThermalSynthNode(Node):
         super().__init__(NODE_NAME, **node_kwargs)
         declare = self.declare_parameter
         model = declare(
-            "model", "", _read_only("model directory; empty = the model shipped with the package")
+            "model",
+            "",
+            _read_only("model directory; empty = the model shipped with the package", resolved_at_start=True),
         ).value
-        device = declare("device", DEVICE_AUTO, _read_only("auto, cpu, cuda or cuda:N")).value
+        device = declare(
+            "device", DEVICE_AUTO, _read_only("auto, cpu, cuda or cuda:N", resolved_at_start=True)
+        ).value
         precision = declare(
             "precision",
             PRECISION_AUTO,
             _read_only(
                 "auto (bf16 where the device computes it natively: a GPU, or a CPU with AVX-512 BF16 "
-                "or AMX; else fp32), fp32 or bf16"
+                "or AMX; else fp32), fp32 or bf16",
+                resolved_at_start=True,
             ),
         ).value
         reliability = declare(
@@ -147,7 +158,8 @@ class ThermalSynthNode(Node):
             0,
             _read_only(
                 "torch threads painting on a CPU; 0 = half the cores, at least one, leaving the rest to "
-                "the driver, ROS and the call application"
+                "the driver, ROS and the call application",
+                resolved_at_start=True,
             ),
         ).value
         latent_code = declare(
@@ -220,6 +232,7 @@ class ThermalSynthNode(Node):
             super().destroy_node()
             raise ConfigError(str(error)) from error
         self._name_active_code()
+        self._name_resolved_settings()
 
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
@@ -332,6 +345,21 @@ class ThermalSynthNode(Node):
         active = code_name(self.appearances.bank, shared)
         if active != shared:
             self.set_parameters([Parameter("latent_code", value=active)])
+
+    def _name_resolved_settings(self) -> None:
+        """Empty, auto and 0 read back as the model directory, device, precision and thread count in use;
+        then the settings become read-only, as their descriptions say."""
+        resolved = {
+            "model": str(self.engine.bundle.directory),
+            "device": str(self.engine.device),
+            "precision": self.engine.precision,
+            "cpu_threads": self.cpu_threads,
+        }
+        self.set_parameters([Parameter(name, value=value) for name, value in resolved.items()])
+        for name in RESOLVED_AT_START:
+            writable = self.describe_parameter(name)
+            fixed = ParameterDescriptor(type=writable.type, description=writable.description, read_only=True)
+            self.set_descriptor(name, fixed)
 
     def _receive(self, name: str, msg: Image) -> None:
         """Checked on arrival, so a bad frame never displaces a good one waiting in the mailbox."""
