@@ -1,7 +1,7 @@
 """`python -m bench` (or `make bench`): every benchmark, one JSON report, tables for the README.
 
-`python -m bench synth e2e` (any of vospi, vospi_faults, driver, sim, synth, e2e, recorder, training,
-streams) runs only those and updates their sections of an existing report, keeping the others.
+`python -m bench synth e2e` (any of vospi, vospi_faults, driver, sim, synth, e2e, flood, recorder,
+training, streams) runs only those and updates their sections of an existing report, keeping the others.
 `--model DIR` (repeatable) puts a trained model's evaluation next to its config's synthesis speed.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from bench import (
     bench_driver,
     bench_e2e,
+    bench_flood,
     bench_recorder,
     bench_sim,
     bench_streams,
@@ -32,6 +33,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict]] = {
     "sim": lambda args: bench_sim.run(),
     "synth": lambda args: bench_synth.run(models=args.models),
     "e2e": lambda args: bench_e2e.run(args.seconds or bench_e2e.WINDOW_S),
+    "flood": lambda args: bench_flood.run(args.seconds or bench_flood.WINDOW_S),
     "recorder": lambda args: bench_recorder.run(),
     "training": lambda args: bench_training.run(),
     "streams": lambda args: bench_streams.run(args.seconds or bench_streams.WINDOW_S),

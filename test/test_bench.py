@@ -11,7 +11,16 @@ import torch
 from model_fixtures import TINY_CONFIG
 
 import bench.__main__ as bench_main
-from bench import bench_driver, bench_e2e, bench_recorder, bench_sim, bench_synth, bench_training, bench_vospi
+from bench import (
+    bench_driver,
+    bench_e2e,
+    bench_flood,
+    bench_recorder,
+    bench_sim,
+    bench_synth,
+    bench_training,
+    bench_vospi,
+)
 from bench.__main__ import (
     NO_GPU_CELL,
     NO_TRAINED_MODEL,
@@ -411,3 +420,12 @@ def test_model_directories_reach_the_synth_benchmark(quick_synth_report, tmp_pat
         bench_main.main(["synth", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.json")])
     assert "no such model directory" in capsys.readouterr().err
     assert len(passed) == 1
+
+
+def test_flood_benchmark_compares_the_flooded_node_with_its_own_engine():
+    report = bench_flood.run(quick=True)
+    node, engine = report["node"], report["engine_single_stream"]
+    assert node["node_alive_after"]
+    assert node["heatmaps_published"] > 2 * node["frames_painted"] > 0, "the flood outpaces the painting"
+    assert engine["fps"] > 0
+    assert report["node_to_engine_fps"] == round(node["fps"] / engine["fps"], 2)

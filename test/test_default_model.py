@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from thermal_synth.dataset.shards import ShardReader
 from thermal_synth.engine.inference import SynthesisEngine
@@ -95,3 +97,11 @@ def test_people_it_never_saw_are_painted_in_their_live_pose_better_than_a_still_
     assert result.values()["motion_gain"] > 0.2
     assert result.values()["pose_gain"] > 0.0
     assert result.values()["product_mae"] < 0.08
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/synthesis.md"])
+def test_the_documented_appearance_switch_names_a_code_of_the_shipped_bank(page: str) -> None:
+    names = re.findall(r"ros2 param set /thermal_synth latent_code (\S+)", (REPO / page).read_text())
+    assert names, f"{page} shows no appearance switch"
+    bank = load_trained_model(DEFAULT_MODEL).bank
+    assert all(name in bank for name in names), f"{names} not all in {bank.names()}"
