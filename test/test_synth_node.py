@@ -142,22 +142,31 @@ def harness(ros_context, spinner) -> Harness:
     return spinner.add(Harness(ros_context))
 
 
+def overrides(model: Path, parameters: dict[str, object]) -> list[Parameter]:
+    """On the CPU in fp32 like the reference engine (`auto` would pick bf16 on CPUs that compute it
+    natively), cutting between codes unless told."""
+    values = {"device": "cpu", "precision": "fp32", "transition_s": 0.0, **parameters, "model": str(model)}
+    return [Parameter(name, value=value) for name, value in values.items()]
+
+
+@pytest.fixture
+def refused(ros_context, tiny_model):
+    """Builds a node that must refuse to start; no executor spins meanwhile (rclpy's destroy of the
+    half-built node and a spinning executor in another thread once hung the suite)."""
+
+    def build(model: Path = tiny_model, **parameters) -> None:
+        ThermalSynthNode(context=ros_context, parameter_overrides=overrides(model, parameters))
+
+    return build
+
+
 @pytest.fixture
 def synth(ros_context, spinner, tiny_model):
     """Builds synthesis nodes (on the CPU, cuts between codes unless told) and stops their workers."""
     nodes: list[ThermalSynthNode] = []
 
     def build(model: Path = tiny_model, **parameters) -> ThermalSynthNode:
-        # fp32 like the reference engine: `auto` would pick bf16 on CPUs that compute it natively.
-        parameters = {
-            "device": "cpu",
-            "precision": "fp32",
-            "transition_s": 0.0,
-            **parameters,
-            "model": str(model),
-        }
-        overrides = [Parameter(name, value=value) for name, value in parameters.items()]
-        nodes.append(ThermalSynthNode(context=ros_context, parameter_overrides=overrides))
+        nodes.append(ThermalSynthNode(context=ros_context, parameter_overrides=overrides(model, parameters)))
         return spinner.add(nodes[-1])
 
     yield build
@@ -532,16 +541,16 @@ def test_diagnostics_report_code_device_model_and_latency(harness, synth, tiny_m
         ({"streams": ["alice"], "alice.latent_code": "nobody"}, "no code named 'nobody'"),
     ],
 )
-def test_bad_startup_parameters_are_refused_with_a_reason(synth, parameters, reason):
+def test_bad_startup_parameters_are_refused_with_a_reason(refused, parameters, reason):
     with pytest.raises(ConfigError, match=reason):
-        synth(**parameters)
+        refused(**parameters)
 
 
-def test_an_empty_bank_is_refused_at_startup(synth, tiny_model, tmp_path):
+def test_an_empty_bank_is_refused_at_startup(refused, tiny_model, tmp_path):
     model = copy_model(tiny_model, tmp_path / "model")
     LatentBank(load_model(model).config.z_dim).save(model / BANK_FILE)
     with pytest.raises(ConfigError, match="bank is empty"):
-        synth(model=model)
+        refused(model=model)
 
 
 def untrained_copy(model: Path, destination: Path) -> Path:
