@@ -23,7 +23,7 @@ import torch
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from bench.bench_synth import celsius_heatmaps, synchronizer, time_calls
+from bench.bench_synth import celsius_heatmaps, frame_by_frame, synchronizer, time_calls
 from bench.common import machine_info, tail
 from thermal_msgs import topics
 from thermal_msgs.image import array_to_image
@@ -49,15 +49,11 @@ def engine_fps(iterations: int) -> dict:
     threads = parse_cpu_threads(0)
     torch.set_num_threads(threads)
     engine = SynthesisEngine(load_trained_model(DEFAULT_MODEL), "cpu", precision=PRECISION_AUTO)
-    heatmaps = celsius_heatmaps(8, engine.heatmap_size)
     projected = engine.projection(engine.bundle.bank.names()[0])
-    calls = iter(range(iterations + 10))
-
-    def paint() -> None:
-        paint_heatmap(engine, heatmaps[next(calls) % len(heatmaps)], projected, None)
-
-    time_calls(paint, 10, synchronizer(engine.device))
-    samples_ms = time_calls(paint, iterations, synchronizer(engine.device))
+    sync = synchronizer(engine.device)
+    paint = frame_by_frame(lambda one: paint_heatmap(engine, one[0], projected, None), engine.heatmap_size)
+    time_calls(paint, 10, sync)
+    samples_ms = time_calls(paint, iterations, sync)
     return {
         "fps": round(1000.0 / float(np.median(samples_ms)), 1),
         "latency_ms": tail(samples_ms),

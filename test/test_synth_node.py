@@ -127,11 +127,7 @@ class Harness(Node):
         return parameter_value_to_python(value)
 
     def trigger(self, service: str) -> Trigger.Response:
-        client = self.create_client(Trigger, f"/thermal_synth/{service}")
-        assert client.wait_for_service(timeout_sec=10.0), f"{service} never appeared"
-        future = client.call_async(Trigger.Request())
-        wait_for(future.done, 10.0, f"{service} reply")
-        return future.result()
+        return call_service(self, Trigger, f"/thermal_synth/{service}", Trigger.Request())
 
     def last_values(self) -> dict[str, str]:
         return {kv.key: kv.value for kv in self.diagnostics[-1].values}

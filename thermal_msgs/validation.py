@@ -173,6 +173,11 @@ class RejectionTally:
         self._logged_at[rejection.reason] = now
         return True
 
+    def log_line(self, topic: str, rejection: Rejection) -> str:
+        """What a node logs for a refused image: the topic, the problem and its reason's count."""
+        count = self.counts[rejection.reason]
+        return f"dropping {topic} frame: {rejection} ({count} rejected for {rejection.reason} so far)"
+
     def diagnostic_values(self) -> dict[str, str]:
         """`rejected.<reason>` for every reason, zeros included, so a monitor can plot each one."""
         return {f"rejected.{reason}": str(count) for reason, count in self.counts.items()}

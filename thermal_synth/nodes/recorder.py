@@ -311,10 +311,7 @@ class PairRecorderNode(Node):
     def _drop_bad(self, topic: str, rejection: Rejection) -> None:
         self.last_problem = f"{topic}: {rejection}"
         if self.rejected.add(rejection):
-            self.get_logger().warning(
-                f"dropping {topic} frame: {rejection} "
-                f"({self.rejected.counts[rejection.reason]} rejected for {rejection.reason} so far)"
-            )
+            self.get_logger().warning(self.rejected.log_line(topic, rejection))
 
     def _incompatible_qos(self, _info: QoSRequestedIncompatibleQoSInfo) -> None:
         self.get_logger().warning(

@@ -472,10 +472,7 @@ class ThermalSynthNode(Node):
     def _drop_bad(self, stream: Stream, rejection: Rejection) -> None:
         self.last_problem = str(rejection)
         if self.rejected.add(rejection):
-            self.get_logger().warning(
-                f"dropping {stream.input_topic} frame: {rejection} "
-                f"({self.rejected.counts[rejection.reason]} rejected for {rejection.reason} so far)"
-            )
+            self.get_logger().warning(self.rejected.log_line(stream.input_topic, rejection))
 
     def _list_codes(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         bank = self.appearances.bank

@@ -127,10 +127,7 @@ class VirtualCameraNode(Node):
     def _drop_bad(self, rejection: Rejection) -> None:
         self.last_problem = str(rejection)
         if self.rejected.add(rejection):
-            self.get_logger().warning(
-                f"dropping {topics.SYNTH_IMAGE} frame: {rejection} "
-                f"({self.rejected.counts[rejection.reason]} rejected for {rejection.reason} so far)"
-            )
+            self.get_logger().warning(self.rejected.log_line(topics.SYNTH_IMAGE, rejection))
 
     def _guarded_send(self) -> None:
         run_guarded(self, self._send_loop, "virtual camera", self._fail)
