@@ -237,7 +237,7 @@ def test_output_size_at_start_and_live(harness, synth):
 
 
 def test_latent_code_swap_changes_the_picture_and_unknown_codes_are_refused(harness, synth, reference):
-    synth()
+    node = synth()
     names = reference.bundle.bank.names()
     heatmap = person_heatmap()
     before = harness.render(heatmap)
@@ -253,11 +253,14 @@ def test_latent_code_swap_changes_the_picture_and_unknown_codes_are_refused(harn
     assert all(name in refused.reason for name in names)
     np.testing.assert_array_equal(harness.render(heatmap), after)
 
+    timers = len(list(node.timers))
     assert harness.set_parameters(latent_code="").successful, "empty means the first code"
+    assert harness.set_parameters(latent_code="").successful
     assert_same_picture(harness.render(heatmap), before)
     wait_for(
         lambda: harness.remote_parameter("latent_code") == names[0], 5.0, "the first code's name read back"
     )
+    wait_for(lambda: len(list(node.timers)) == timers, 5.0, "no naming timer left behind")
 
 
 def test_a_new_code_blends_in_over_transition_s(harness, synth, reference):

@@ -33,6 +33,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 from rclpy.time import Time
+from rclpy.timer import Timer
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
@@ -233,6 +234,8 @@ class ThermalSynthNode(Node):
             raise ConfigError(str(error)) from error
         self._name_active_code()
         self._name_resolved_settings()
+        self._naming_timer: Timer | None = None
+        """Pending while an empty latent_code waits to read back as the code's name."""
 
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
@@ -330,12 +333,14 @@ class ThermalSynthNode(Node):
             except ValueError as error:
                 # A reload between validation and now removed the code: keep the current appearance.
                 self.get_logger().warning(f"latent_code not applied: {error}")
-        if not shared:
-            # Not from inside this callback: parameters are set again once it has returned.
+        if not shared and self._naming_timer is None:
+            # Not from inside this callback: parameters are set again once it has returned. One
+            # pending timer serves any number of empty settings before it fires.
             self._naming_timer = self.create_timer(0.0, self._name_code_once)
 
     def _name_code_once(self) -> None:
         self.destroy_timer(self._naming_timer)
+        self._naming_timer = None
         self._name_active_code()
 
     def _name_active_code(self) -> None:
