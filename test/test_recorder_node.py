@@ -278,10 +278,12 @@ def test_sim_driver_and_recorder_make_a_bag_with_equal_paired_topics(rig, tmp_pa
     messages = read_topics(bag)
     thermal_stamps = stamps(messages[topics.PAIRS_THERMAL])
     assert thermal_stamps == stamps(messages[topics.PAIRS_RGB])
-    # Pairs recorded before the mask subscription matched (discovery) have none; every later one has.
+    # Pairs recorded before the mask subscription matched (discovery) have none, and a best-effort mask
+    # a loaded machine delivers later than the writer waits is left out; a mask is always its pair's.
     mask_stamps = stamps(messages[topics.PAIRS_MASK])
-    assert len(mask_stamps) >= len(thermal_stamps) - 5
-    assert mask_stamps == thermal_stamps[thermal_stamps.index(mask_stamps[0]) :]
+    assert len(mask_stamps) >= len(thermal_stamps) // 2, f"{len(mask_stamps)} masks for {len(thermal_stamps)}"
+    assert mask_stamps == sorted(set(mask_stamps))
+    assert set(mask_stamps) <= set(thermal_stamps), "every mask is stored under its pair's stamp"
     assert {m.encoding for m in messages[topics.PAIRS_THERMAL]} == {"16UC1"}
     assert {m.encoding for m in messages[topics.PAIRS_RGB]} == {"rgb8"}
     assert {m.encoding for m in messages[topics.PAIRS_MASK]} == {"mono8"}
