@@ -20,7 +20,7 @@ from std_srvs.srv import Trigger
 from thermal_driver.node import ConfigError, ThermalDriverNode
 from thermal_msgs import topics
 from thermal_msgs.image import image_to_array
-from thermal_msgs.privacy import privacy_downsample
+from thermal_msgs.privacy import PrivacySettings, privacy_downsample
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
 from thermal_msgs.units import centikelvin_to_celsius
 
@@ -123,12 +123,23 @@ def test_parameters_are_validated_and_applied_live(ros_context, spinner, driver)
     assert not too_big[0].successful
     assert "privacy" in too_big[0].reason
     assert not listener.set_parameters("thermal_driver", blur_sigma=-1.0)[0].successful
+    negative_step = listener.set_parameters("thermal_driver", quantisation_c=-1.0)
+    assert not negative_step[0].successful
+    assert "quantisation_c must be 0 (off) or a finite number" in negative_step[0].reason
     read_only = listener.set_parameters("thermal_driver", source="purethermal")
     assert not read_only[0].successful
 
     assert listener.set_parameters("thermal_driver", output_size=[6, 8], publish_raw=True)[0].successful
     wait_for(lambda: listener.images[-1][1].width == 8 and listener.raw, 5.0, "6x8 heatmaps and raw frames")
     assert listener.images[-1][1].height == 6
+
+    def whole_degrees() -> bool:
+        heatmap = image_to_array(listener.images[-1][1])
+        return bool(np.all(heatmap == np.round(heatmap)))
+
+    assert not whole_degrees()
+    assert listener.set_parameters("thermal_driver", quantisation_c=1.0)[0].successful
+    wait_for(whole_degrees, 5.0, "heatmaps quantised to whole degrees")
 
 
 def test_replay_of_npy_frames_publishes_exactly_the_downsampled_frames(
@@ -148,9 +159,62 @@ def test_replay_of_npy_frames_publishes_exactly_the_downsampled_frames(
     assert node.failure is None
 
 
-def test_bad_startup_parameter_is_refused_with_a_reason(driver):
-    with pytest.raises(ConfigError, match="source must be one of"):
-        driver(source="flir_one")
+@pytest.mark.parametrize(
+    ("parameters", "reason"),
+    [
+        ({"source": "flir_one"}, "source must be one of"),
+        ({"quantisation_c": -0.5}, "quantisation_c must be 0 (off) or a finite number in [0.001, 100]"),
+        ({"noise_c": -0.1}, "noise_c must be a finite number in [0, 100] (degrees C), got -0.1"),
+        ({"background_c": 295.15}, "background_c must be a finite number in [-50, 100] (degrees C)"),
+        ({"blur_sigma": float("inf")}, "blur_sigma must be a finite number >= 0"),
+    ],
+    ids=["source", "quantisation_c", "noise_c", "background_c", "blur_sigma"],
+)
+def test_bad_startup_parameter_is_refused_with_a_reason(driver, parameters, reason):
+    with pytest.raises(ConfigError, match=re.escape(reason)):
+        driver(**{"source": "sim", **parameters})
+
+
+def test_privacy_transforms_shape_exactly_what_is_published(ros_context, spinner, driver, tmp_path):
+    """The driver's heatmaps are PrivacySettings.apply of the frame: the median cell reads
+    background_c whatever the room's temperature, and every cell is a whole degree."""
+    rng = np.random.default_rng(2)
+    # Rooms of 15-25, 19-29 and 23-33 C.
+    frames = [rng.integers(low, low + 1000, (120, 160), dtype=np.uint16) for low in (28815, 29215, 29615)]
+    for index, frame in enumerate(frames):
+        np.save(tmp_path / f"frame_{index:03d}.npy", frame)
+    listener = spinner.add(Listener(ros_context))
+    spinner.add(
+        driver(
+            source="replay",
+            device=str(tmp_path),
+            rate_hz=5.0,
+            relative_temperature=True,
+            background_c=25.0,
+            quantisation_c=1.0,
+        )
+    )
+    wait_for(lambda: len(listener.images) == 3, 10.0, "all replayed frames")
+    settings = PrivacySettings(relative_temperature=True, background_c=25.0, quantisation_c=1.0)
+    for (_, msg), frame in zip(listener.images, frames, strict=True):
+        heatmap = image_to_array(msg)
+        np.testing.assert_array_equal(heatmap, settings.apply(centikelvin_to_celsius(frame)))
+        np.testing.assert_array_equal(heatmap, np.round(heatmap))
+        assert np.median(heatmap) == pytest.approx(25.0, abs=0.5)
+    wait_for(lambda: listener.diagnostics, 3.0, "diagnostics")
+    assert listener.last_values()["privacy"] == "12x16 rel25 q1"
+
+
+def test_noise_is_fresh_for_every_published_frame(ros_context, spinner, driver, tmp_path):
+    frame = np.random.default_rng(3).integers(29000, 31500, (120, 160), dtype=np.uint16)
+    np.save(tmp_path / "frame.npy", frame)
+    listener = spinner.add(Listener(ros_context))
+    spinner.add(driver(source="replay", device=str(tmp_path), loop=True, rate_hz=20.0, noise_c=0.5))
+    wait_for(lambda: len(listener.images) >= 6, 10.0, "heatmaps of the looped frame")
+    plain = privacy_downsample(centikelvin_to_celsius(frame), (12, 16), 1.0)
+    noise = np.stack([image_to_array(msg) for _, msg in listener.images[:6]]) - plain
+    assert 0.4 < noise.std() < 0.6
+    assert len({array.tobytes() for array in noise}) == 6, "the same frame must never repeat its noise"
 
 
 def test_run_ffc_on_a_source_without_ffc_says_so(ros_context, spinner, driver):
@@ -185,11 +249,21 @@ def test_executable_streams_and_rejects_bad_values_across_processes(ros_context,
     assert "Traceback" not in stderr
 
 
-def test_executable_exits_2_with_one_line_on_a_bad_parameter():
-    process = start_executable("thermal_driver", "-p", "source:=sim", "-p", "rate_hz:=0.0")
+@pytest.mark.parametrize(
+    ("parameter", "reason"),
+    [
+        ("rate_hz:=0.0", "rate_hz must be in (0, 100]"),
+        ("quantisation_c:=-1.0", "quantisation_c must be 0 (off) or a finite number in [0.001, 100]"),
+    ],
+    ids=["rate_hz", "quantisation_c"],
+)
+def test_executable_exits_2_with_one_line_on_a_bad_parameter(parameter, reason):
+    process = start_executable("thermal_driver", "-p", "source:=sim", "-p", parameter)
     _, stderr = process.communicate(timeout=20.0)
     assert process.returncode == 2
-    assert "rate_hz must be in (0, 100]" in stderr
+    errors = [line for line in stderr.splitlines() if "[ERROR]" in line]
+    assert len(errors) == 1, f"expected one error line, got: {errors}"
+    assert reason in errors[0]
     assert "Traceback" not in stderr
 
 

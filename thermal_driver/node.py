@@ -13,7 +13,7 @@ import queue
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -32,7 +32,7 @@ from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_arra
 from thermal_msgs.false_colour import false_colour, validate_color_size
 from thermal_msgs.image import array_to_image
 from thermal_msgs.node_main import ConfigError, run_guarded, run_node
-from thermal_msgs.privacy import privacy_downsample, validate_blur_sigma, validate_output_size
+from thermal_msgs.privacy import BACKGROUND_RANGE_C, MAX_TRANSFORM_C, MIN_QUANTISATION_C, PrivacySettings
 from thermal_msgs.qos import stream_publisher_qos
 from thermal_msgs.units import centikelvin_to_celsius, kelvin_to_celsius
 
@@ -41,14 +41,17 @@ FIRST_RETRY_S = 1.0
 MAX_RETRY_S = 30.0
 LOW_RATE_FRACTION = 0.9
 OUTBOX_FRAMES = 2
+PRIVACY_PARAMETERS = frozenset(f.name for f in fields(PrivacySettings))
 
 
 @dataclass(frozen=True)
 class PublishSettings:
-    """What may change while running; swapped whole so the capture thread never sees half an update."""
+    """What may change while running; swapped whole so the capture thread never sees half an update.
 
-    output_size: tuple[int, int]
-    blur_sigma: float
+    `privacy` validates itself when built; `validate` checks the rest.
+    """
+
+    privacy: PrivacySettings
     publish_raw: bool
     publish_rgb: bool
     publish_color: bool
@@ -56,8 +59,6 @@ class PublishSettings:
     frame_id: str
 
     def validate(self) -> None:
-        validate_output_size(self.output_size)
-        validate_blur_sigma(self.blur_sigma)
         validate_color_size(self.color_size)
         if not self.frame_id:
             raise ValueError("frame_id must not be empty")
@@ -95,13 +96,13 @@ class ThermalDriverNode(Node):
     ) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
         self.config = self._declare_source_parameters()
-        self.settings = self._declare_publish_parameters()
         reliability = self.declare_parameter(
             "reliability",
             "reliable",
             _read_only("reliable (REP-2003: matches every subscriber) or best_effort"),
         ).value
         try:
+            self.settings = self._declare_publish_parameters()
             self.config.validate()
             self.settings.validate()
             self._qos = stream_publisher_qos(reliability)
@@ -124,6 +125,9 @@ class ThermalDriverNode(Node):
         self.create_service(Trigger, "~/run_ffc", self._run_ffc)
         self.create_timer(1.0, self._publish_diagnostics)
 
+        # noise_c's noise, seeded from OS entropy (a known seed would let an eavesdropper subtract
+        # the noise); only the publish thread draws from it.
+        self._noise_rng = np.random.default_rng()
         self._rate = RateMeter()
         self._frames_published = 0
         self._state = "starting"
@@ -143,7 +147,7 @@ class ThermalDriverNode(Node):
         ]
         self.get_logger().info(
             f"source={self.config.source} device={self.config.resolved_device or '-'} "
-            f"output_size={list(self.settings.output_size)} publish_raw={self.settings.publish_raw}"
+            f"heatmap={self.settings.privacy.label} publish_raw={self.settings.publish_raw}"
         )
         for thread in self._threads:
             thread.start()
@@ -176,20 +180,10 @@ class ThermalDriverNode(Node):
         )
 
     def _declare_publish_parameters(self) -> PublishSettings:
+        """Raises ValueError naming the parameter when a value is bad."""
         declare = self.declare_parameter
         return PublishSettings(
-            output_size=tuple(
-                declare(
-                    "output_size",
-                    list(topics.DEFAULT_OUTPUT_SIZE),
-                    ParameterDescriptor(description="[height, width] of thermal/image, at most [24, 32]"),
-                ).value
-            ),
-            blur_sigma=declare(
-                "blur_sigma",
-                1.0,
-                ParameterDescriptor(description="Gaussian blur before averaging, in output cells"),
-            ).value,
+            privacy=self._declare_privacy_parameters(),
             publish_raw=declare(
                 "publish_raw",
                 False,
@@ -225,12 +219,63 @@ class ThermalDriverNode(Node):
             ).value,
         )
 
+    def _declare_privacy_parameters(self) -> PrivacySettings:
+        """The privacy transforms of docs/privacy.md, in the order applied."""
+        defaults = PrivacySettings()
+        declare = self.declare_parameter
+        low, high = BACKGROUND_RANGE_C
+        return PrivacySettings(
+            output_size=declare(
+                "output_size",
+                list(defaults.output_size),
+                ParameterDescriptor(description="[height, width] of thermal/image, at most [24, 32]"),
+            ).value,
+            blur_sigma=declare(
+                "blur_sigma",
+                defaults.blur_sigma,
+                ParameterDescriptor(description="Gaussian blur before averaging, in output cells"),
+            ).value,
+            relative_temperature=declare(
+                "relative_temperature",
+                defaults.relative_temperature,
+                ParameterDescriptor(
+                    description="shift each heatmap so the median of its cells reads background_c "
+                    "(hides absolute temperatures)"
+                ),
+            ).value,
+            background_c=declare(
+                "background_c",
+                defaults.background_c,
+                ParameterDescriptor(
+                    description=f"degrees C the median cell reads with relative_temperature, in "
+                    f"[{low:g}, {high:g}]"
+                ),
+            ).value,
+            quantisation_c=declare(
+                "quantisation_c",
+                defaults.quantisation_c,
+                ParameterDescriptor(
+                    description=f"round every cell to a multiple of this step in degrees C, 0 (off) or "
+                    f"[{MIN_QUANTISATION_C:g}, {MAX_TRANSFORM_C:g}]"
+                ),
+            ).value,
+            noise_c=declare(
+                "noise_c",
+                defaults.noise_c,
+                ParameterDescriptor(
+                    description=f"std in degrees C of Gaussian noise drawn for each frame and added "
+                    f"before quantisation, [0, {MAX_TRANSFORM_C:g}]; 0 = off"
+                ),
+            ).value,
+        )
+
     def _settings_with(self, parameters: list[Parameter]) -> PublishSettings:
-        changes = {p.name: p.value for p in parameters if p.name in PublishSettings.__dataclass_fields__}
-        for size_parameter in ("output_size", "color_size"):
-            if size_parameter in changes:
-                changes[size_parameter] = tuple(changes[size_parameter])
-        return replace(self.settings, **changes)
+        """Raises ValueError (or TypeError) naming the parameter when a value is bad."""
+        privacy = {p.name: p.value for p in parameters if p.name in PRIVACY_PARAMETERS}
+        publish = {p.name: p.value for p in parameters if p.name in PublishSettings.__dataclass_fields__}
+        if "color_size" in publish:
+            publish["color_size"] = tuple(publish["color_size"])
+        return replace(self.settings, privacy=replace(self.settings.privacy, **privacy), **publish)
 
     def _check_rgb_available(self, settings: PublishSettings) -> None:
         if settings.publish_rgb and not self.source.provides_rgb:
@@ -308,8 +353,7 @@ class ThermalDriverNode(Node):
     def _publish(self, stamp: Time, frame: ThermalFrame) -> None:
         """The stamp is the capture time, taken before the frame waited in the outbox."""
         settings = self.settings
-        celsius = centikelvin_to_celsius(frame.centikelvin)
-        heatmap = privacy_downsample(celsius, settings.output_size, settings.blur_sigma)
+        heatmap = settings.privacy.apply(centikelvin_to_celsius(frame.centikelvin), self._noise_rng)
         self._image_pub.publish(
             array_to_image(heatmap, topics.THERMAL_ENCODING, stamp=stamp, frame_id=settings.frame_id)
         )
@@ -370,7 +414,8 @@ class ThermalDriverNode(Node):
             "achieved_rate_hz": f"{rate:.2f}",
             "frames_dropped": str(self._frames_dropped),
             "nominal_rate_hz": f"{self.source.nominal_rate_hz:.2f}",
-            "output_size": "x".join(map(str, self.settings.output_size)),
+            "output_size": "x".join(map(str, self.settings.privacy.output_size)),
+            "privacy": self.settings.privacy.label,
             "publish_raw": str(self.settings.publish_raw).lower(),
             "publish_rgb": str(self.settings.publish_rgb).lower(),
             "publish_color": str(self.settings.publish_color).lower(),

@@ -79,7 +79,10 @@ def validate_size(
 
     `beyond` says what to do instead of exceeding `maximum`.
     """
-    if len(size) != 2 or not all(isinstance(v, int | np.integer) for v in size):
+    # A JSON file can hold anything here: a number, a string, booleans (which Python counts as ints).
+    if isinstance(size, str) or not hasattr(size, "__len__"):
+        raise ValueError(f"{name} must be two integers [height, width], got {size!r}")
+    if len(size) != 2 or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in size):
         raise ValueError(f"{name} must be two integers [height, width], got {list(size)}")
     rows, cols = (int(v) for v in size)
     if rows < 1 or cols < 1:

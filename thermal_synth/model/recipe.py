@@ -1,7 +1,7 @@
 """The preprocessing recipe a model was trained with, stored in its model file.
 
 A model only works on heatmaps made the way its training heatmaps were: the same privacy
-downsampling (grid and blur, `HeatmapRecipe`) and the same mapping of degrees Celsius onto the
+downsampling and transforms (`HeatmapRecipe`) and the same mapping of degrees Celsius onto the
 generator's [-1, 1] input. Keeping both in the model file means the node, the CLI and training
 cannot drift apart.
 """
@@ -9,50 +9,58 @@ cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
-from thermal_msgs.privacy import privacy_downsample, validate_blur_sigma, validate_output_size
+from thermal_msgs.privacy import PrivacySettings
 from thermal_msgs.units import centikelvin_to_celsius
 
 NORMALISATION_MODES = ("fixed", "frame")
 
+_DESCRIPTION = {
+    "function": "thermal_msgs.privacy.PrivacySettings.apply",
+    "input": "thermal centi-Kelvin converted to degrees Celsius",
+    "unit": "celsius",
+}
+"""Written beside the settings for a reader of the file; ignored on reading (older files name
+`privacy_downsample`, which the settings' defaults are)."""
+
 
 @dataclass(frozen=True)
-class HeatmapRecipe:
-    """How the stored heatmaps were made from the stored thermal frames (degrees Celsius out).
+class HeatmapRecipe(PrivacySettings):
+    """The privacy settings the stored heatmaps were made with, applied to stored thermal frames.
 
     The defaults are the driver's live defaults, so a model trained on these heatmaps sees the
-    same thing at call time.
+    same thing at call time. It is the driver's `PrivacySettings` (same fields, validation and
+    JSON) so that the two cannot drift apart; only `apply` takes the raw centi-Kelvin frames the
+    datasets store, and refuses anything else, since degrees C passed here would be read as cK.
     """
 
-    output_size: tuple[int, int] = (12, 16)
-    blur_sigma: float = 1.0
+    @property
+    def privacy(self) -> PrivacySettings:
+        """The same settings as a plain `PrivacySettings`, whose `apply` takes degrees C."""
+        return PrivacySettings(**{f.name: getattr(self, f.name) for f in fields(PrivacySettings)})
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "output_size", validate_output_size(self.output_size))
-        object.__setattr__(self, "blur_sigma", validate_blur_sigma(self.blur_sigma))
-
-    def apply(self, thermal_centikelvin: np.ndarray) -> np.ndarray:
+    def apply(self, thermal_centikelvin: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """(120, 160) or (N, 120, 160) uint16 centi-Kelvin -> float32 degrees Celsius heatmap(s)."""
-        return privacy_downsample(
-            centikelvin_to_celsius(thermal_centikelvin), self.output_size, self.blur_sigma
-        )
+        centikelvin = np.asarray(thermal_centikelvin)
+        if not np.issubdtype(centikelvin.dtype, np.integer):
+            raise ValueError(
+                f"HeatmapRecipe.apply takes integer centi-Kelvin frames, got {centikelvin.dtype}; "
+                "for degrees C use PrivacySettings.apply (recipe.privacy)"
+            )
+        return super().apply(centikelvin_to_celsius(centikelvin), rng)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "function": "thermal_msgs.privacy.privacy_downsample",
-            "input": "thermal centi-Kelvin converted to degrees Celsius",
-            "output_size": list(self.output_size),
-            "blur_sigma": self.blur_sigma,
-            "unit": "celsius",
-        }
+        return {**_DESCRIPTION, **super().to_json()}
 
     @classmethod
     def from_json(cls, recipe: Mapping[str, Any]) -> HeatmapRecipe:
-        return cls(tuple(recipe["output_size"]), float(recipe["blur_sigma"]))
+        if not isinstance(recipe, Mapping):
+            raise ValueError(f"heatmap recipe must be a JSON object, got {type(recipe).__name__}")
+        return super().from_json({key: value for key, value in recipe.items() if key not in _DESCRIPTION})
 
 
 @dataclass(frozen=True)
