@@ -15,11 +15,19 @@ import torch
 from conftest import BIN, stop
 
 from thermal_driver.sources.rig.rig import SimRig, sessions
-from thermal_msgs.privacy import privacy_downsample
+from thermal_msgs.privacy import PrivacySettings, privacy_downsample
 from thermal_msgs.units import centikelvin_to_celsius
 from thermal_synth.cli import main
 from thermal_synth.dataset.shards import ShardReader
-from thermal_synth.privacy_audit.attackers import TrainSettings, predict, thermal_input, train_classifier
+from thermal_synth.privacy_audit.attackers import (
+    TrainSettings,
+    predict,
+    silhouette_iou,
+    silhouette_target,
+    thermal_input,
+    train_classifier,
+    train_silhouette,
+)
 from thermal_synth.privacy_audit.audit import (
     AuditConfig,
     plan_reidentification,
@@ -27,14 +35,17 @@ from thermal_synth.privacy_audit.audit import (
     wilson_interval,
 )
 from thermal_synth.privacy_audit.data import (
+    DRIVER_DEFAULT,
     RAW,
     AuditDataError,
-    Resolution,
+    AuditedView,
     attacker_view,
     load_audit_data,
     parse_resolutions,
     render_empty_scenes,
+    session_windows,
 )
+from thermal_synth.privacy_audit.sweep import SWEEP_VIEWS
 from thermal_synth.sim.simulate import SimConfig, generate
 
 QUICK = ("--steps", "3", "--max-samples", "40", "--no-fid")
@@ -73,19 +84,84 @@ def test_attackers_see_what_the_driver_publishes(audit_dataset: Path) -> None:
     reader = ShardReader(audit_dataset)
     stored = reader.load_split("train", ["thermal", "heatmap"])
     thermal = stored["thermal"][:5]
-    raw = attacker_view(thermal, RAW, reader.recipe.blur_sigma)
+    raw = attacker_view(thermal, RAW)
     assert raw.shape == (5, 120, 160)
     np.testing.assert_array_equal(raw, centikelvin_to_celsius(thermal))
-    heatmap = attacker_view(thermal, Resolution(12, 16), reader.recipe.blur_sigma)
+    heatmap = attacker_view(thermal, AuditedView.of(reader.recipe.privacy))
     np.testing.assert_array_equal(heatmap, stored["heatmap"][:5])
-    coarse = attacker_view(thermal, Resolution(5, 8), reader.recipe.blur_sigma)
+    np.testing.assert_array_equal(attacker_view(thermal, DRIVER_DEFAULT), stored["heatmap"][:5])
+    coarse = attacker_view(thermal, parse_resolutions("5x8")[0])
     assert coarse.shape == (5, 5, 8)
-    expected = privacy_downsample(centikelvin_to_celsius(thermal), (5, 8), reader.recipe.blur_sigma)
+    expected = privacy_downsample(centikelvin_to_celsius(thermal), (5, 8), PrivacySettings().blur_sigma)
     np.testing.assert_array_equal(coarse, expected)
 
 
+def test_attacker_view_applies_every_transform_reproducibly(audit_dataset: Path) -> None:
+    thermal = ShardReader(audit_dataset).load_split("train", ["thermal"])["thermal"][:8]
+    view = AuditedView.of(
+        PrivacySettings(relative_temperature=True, background_c=20.0, quantisation_c=0.5, noise_c=0.3)
+    )
+    assert view.label == "12x16 rel20 q0.5 n0.3"
+    first = attacker_view(thermal, view, np.random.default_rng(5))
+    assert first.shape == (8, 12, 16)
+    steps = first / 0.5
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-4)
+    assert np.all(np.abs(np.median(first, axis=(1, 2)) - 20.0) <= 0.5)
+    plain = attacker_view(thermal, AuditedView.of(PrivacySettings()))
+    assert np.abs(np.median(plain, axis=(1, 2)) - 20.0).min() > 0.5
+    np.testing.assert_array_equal(first, attacker_view(thermal, view, np.random.default_rng(5)))
+    assert not np.array_equal(first, attacker_view(thermal, view, np.random.default_rng(6)))
+    with pytest.raises(ValueError, match="needs a numpy Generator"):
+        attacker_view(thermal, view)
+
+
+def test_temporal_windows_hold_one_session_in_time_order(audit_dataset: Path) -> None:
+    data = load_audit_data(audit_dataset)
+    rows = np.arange(len(data.session))
+    windows = session_windows(data, rows, 4)
+    assert windows.shape == (len(rows), 4)
+    for row, window in zip(rows, windows, strict=True):
+        assert np.all(data.session[window] == data.session[row])
+        assert np.all(np.diff(data.time_s[window]) > 0)
+        assert row in window
+        earlier = np.sum((data.session == data.session[row]) & (data.time_s < data.time_s[row]))
+        if earlier >= 3:
+            assert window[-1] == row
+    short = session_windows(data, rows[:1], 10)[0]
+    session_length = int(np.sum(data.session == data.session[0]))
+    assert session_length < 10
+    assert np.all(short[: 10 - session_length] == short[10 - session_length])
+    assert np.all(data.session[short] == data.session[0])
+
+
+def test_silhouette_regressor_beats_the_mean_mask(audit_dataset: Path) -> None:
+    data = load_audit_data(audit_dataset)
+    assert data.person_mask is not None
+    train, test = data.in_splits(["train"]), data.in_splits(["test", "heldout"])
+    view = AuditedView.of(PrivacySettings())
+    target_train, target_test = (
+        silhouette_target(data.person_mask[train]),
+        silhouette_target(data.person_mask[test]),
+    )
+    model = train_silhouette(
+        thermal_input(attacker_view(data.thermal[train], view)),
+        target_train,
+        TrainSettings(steps=150, batch_size=32, seed=2),
+    )
+    iou = silhouette_iou(
+        predict(model, thermal_input(attacker_view(data.thermal[test], view)), "cpu"), target_test
+    )
+    mean_mask = target_train.mean(0, keepdim=True).expand_as(target_test)
+    baseline = silhouette_iou(torch.logit(mean_mask.clamp(1e-4, 1 - 1e-4)), target_test)
+    assert silhouette_iou(torch.full_like(target_test, -1.0), target_test) == 0.0
+    assert iou > baseline + 0.05
+
+
 def test_resolutions_parse_raw_and_publishable_sizes_only() -> None:
-    assert parse_resolutions("120x160, 12x16,5X8") == (RAW, Resolution(12, 16), Resolution(5, 8))
+    parsed = parse_resolutions("120x160, 12x16,5X8")
+    assert parsed[0] == RAW
+    assert [view.settings for view in parsed[1:]] == [PrivacySettings(), PrivacySettings(output_size=(5, 8))]
+    assert [view.label for view in parsed] == ["120x160", "12x16", "5x8"]
     for bad, reason in [
         ("12by16", "not ROWSxCOLS"),
         ("60x80", "not privacy-safe"),
@@ -185,19 +261,26 @@ def test_privacy_audit_end_to_end(audit_dataset: Path, tmp_path: Path) -> None:
         "reconstructions.png",
     ]
     result = json.loads((out / "audit.json").read_text())
-    labels = ["120x160", "12x16", "5x8"]
-    assert result["resolutions"] == labels
+    labels = ["120x160", "12x16", "5x8", "default"]
+    assert result["views"] == labels
+    default = PrivacySettings.from_json(result["config"]["views"]["default"])
+    assert default == PrivacySettings() == DRIVER_DEFAULT.settings
+    assert default.label == PrivacySettings().label
     attacks = result["attacks"]
     assert all(attack["status"] == "ok" for attack in attacks.values())
     for label in labels:
         assert attacks["detection"]["results"][label]["chance"] == 0.5
         assert 0.0 <= attacks["detection"]["results"][label]["accuracy"] <= 1.0
-        assert attacks["reidentification"]["results"][label]["chance"] == pytest.approx(1 / 10)
+        reid = attacks["reidentification"]["results"][label]
+        assert reid["chance"] == pytest.approx(1 / 10)
+        assert reid["strongest"]["accuracy"] == max(reid["accuracy"], reid["temporal"]["accuracy"])
+        assert reid["temporal"]["frames"] == 6
         assert 0.0 < attacks["reconstruction"]["results"][label]["mae"] < 1.0
     assert len(attacks["reidentification"]["identities"]) == 10
     assert 0.0 < attacks["reconstruction"]["baseline"]["mae"] < 1.0
     report = (out / "audit.md").read_text()
-    for label in ["120x160 (raw)", "12x16", "5x8"]:
+    assert "`default`: the driver's default parameters (12x16)" in report
+    for label in ["120x160 (raw)", "12x16", "5x8", "default"]:
         for attack in ["person detection", "re-identification (10 people)", "RGB reconstruction"]:
             assert f"| {label} | {attack} |" in report
     assert "| 0.500 |" in report
@@ -219,7 +302,7 @@ def test_reidentification_is_skipped_with_a_reason_and_fid_is_measured(
         fid.InceptionFeatures()
     except fid.FidUnavailable as exc:
         pytest.skip(str(exc))
-    config = AuditConfig(resolutions=(Resolution(5, 8),), steps=2, max_samples=12, fid_samples=4)
+    config = AuditConfig(views=parse_resolutions("5x8"), steps=2, max_samples=12, fid_samples=4)
     result = run_audit(sim_dataset, tmp_path / "audit", config, progress=False)
     reid = result["attacks"]["reidentification"]
     assert reid["status"] == "skipped"
@@ -258,6 +341,10 @@ def test_bad_inputs_fail_on_one_line(audit_dataset: Path, tmp_path: Path, capsys
         (["--data", str(no_provenance), "--out", str(tmp_path / "c")], "only a simulated dataset"),
         (["--data", str(audit_dataset), "--out", str(tmp_path / "d"), "--steps", "0"], "positive integer"),
         (["--data", str(audit_dataset), "--out", str(tmp_path / "e"), "--device", "warp9"], "unknown device"),
+        (
+            ["--data", str(audit_dataset), "--out", str(tmp_path / "f"), "--sweep", "--resolutions", "5x8"],
+            "not allowed with argument",
+        ),
     ]
     for args, reason in cases:
         code, err = _run_cli([*args, "--no-fid"], capsys)
@@ -284,3 +371,36 @@ def test_ctrl_c_writes_nothing(audit_dataset: Path, tmp_path: Path) -> None:
     assert code == 130
     assert "interrupted; nothing was written" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_writes_the_curve_with_one_row_per_setting(
+    audit_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "sweep"
+    assert main(["privacy-audit", "--data", str(audit_dataset), "--out", str(out), "--sweep", *QUICK]) == 0
+    captured = capsys.readouterr()
+    assert f"[{len(SWEEP_VIEWS)}/{len(SWEEP_VIEWS)}]" in captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["sweep.json", "sweep.md", "sweep.png"]
+    result = json.loads((out / "sweep.json").read_text())
+    labels = [row["label"] for row in result["rows"]]
+    assert labels == [view.label for view in SWEEP_VIEWS]
+    assert len(set(labels)) == len(labels) >= 10
+    assert result["reference"] == "12x16"
+    reference = result["rows"][0]
+    assert reference["iou_vs_reference"] == pytest.approx(1.0)
+    for row in result["rows"]:
+        assert row["reid_strongest"] == max(row["reid_single_frame"], row["reid_temporal"])
+        assert row["reid_chance"] == pytest.approx(1 / 10)
+        assert 0.0 <= row["silhouette_iou"] <= 1.0
+    kept = [row for row in result["rows"] if row["iou_vs_reference"] >= 0.9]
+    knee = min(kept, key=lambda row: row["reid_strongest"])
+    assert result["knee"] == knee["label"]
+    report = (out / "sweep.md").read_text()
+    table = [line for line in report.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + len(labels)
+    assert f"**{knee['label']}** (knee)" in report
+    assert f"**Knee**: `{knee['label']}`" in report
+    image = cv2.imread(str(out / "sweep.png"))
+    assert image is not None
+    assert min(image.shape[:2]) > 300
+    assert f"knee: {knee['label']}" in captured.out

@@ -12,7 +12,10 @@ cells and keeps small ones whole, then a few 3x3 convolutions. A learned 8x8-pix
 raw frame is still finer than a 12x16 heatmap cell (10x10 pixels under a 10-pixel blur), so the
 raw attacker keeps the advantage of its finer view, at a CPU cost close to the heatmaps'.
 Training is plain Adam with cosine decay for a fixed number of steps, seeded, so a run is
-reproducible and its cost known in advance.
+reproducible and its cost known in advance. The same loop trains the temporal re-identifier (a
+stack of consecutive frames as input channels: noise drawn fresh per frame averages out over a
+stack, so a single-frame attacker understates what noise hides from a patient eavesdropper) and
+the sweep's silhouette regressor, the utility side of the privacy-utility curve.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ STEM_TARGET_ROWS = 15
 POOLED_GRID = (3, 4)
 """Classifiers keep a coarse layout (where the warm blob is, how tall it is) rather than a single
 global average, which would throw away the person's height and build."""
+SILHOUETTE_GRID = (24, 32)
+"""The silhouette regressor's output grid: the 96x128 person mask in 4x4 blocks."""
 DECODER_GRID = (12, 16)
 """The reconstructor paints 96x128 RGB from features on this grid, 8x up, like the generator."""
 EVAL_BATCH = 256
@@ -59,8 +64,9 @@ def thermal_input(celsius: np.ndarray) -> Tensor:
 
 
 def foreground_input(celsius: np.ndarray, background_celsius: np.ndarray) -> Tensor:
-    """(N, H, W) frames and their rooms' empty frames, both Celsius -> (N, 1, H, W) temperature
-    excess over the room, for re-identification.
+    """(N, H, W) frames, or (N, K, H, W) stacks of K consecutive frames, and their rooms' empty
+    frames (broadcast against them), both Celsius -> (N, 1 or K, H, W) temperature excess over the
+    room, for re-identification.
 
     Every session of a person is in another room, and a classifier fed whole frames learns the
     rooms: on an unseen session it names someone who was filmed in that room, never the person
@@ -68,10 +74,10 @@ def foreground_input(celsius: np.ndarray, background_celsius: np.ndarray) -> Ten
     a fixed thermal sensor, leaves the person; heatmaps are subtracted at their own resolution, as
     an eavesdropper of the downsampled stream would.
     """
-    excess = (
-        np.asarray(celsius, np.float32) - np.asarray(background_celsius, np.float32)
-    ) / TEMPERATURE_SCALE_C
-    return torch.from_numpy(excess).unsqueeze(1)
+    excess = torch.from_numpy(
+        (np.asarray(celsius, np.float32) - np.asarray(background_celsius, np.float32)) / TEMPERATURE_SCALE_C
+    )
+    return excess.unsqueeze(1) if excess.ndim == 3 else excess
 
 
 def _conv(channels_in: int, channels_out: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
@@ -84,13 +90,14 @@ def _conv(channels_in: int, channels_out: int, kernel: int = 3, stride: int = 1)
 
 
 class ThermalEncoder(nn.Module):
-    """(N, 1, H, W) -> (N, out_channels, h, w): 15x20 for the raw frame, heatmaps at their size."""
+    """(N, C, H, W) -> (N, out_channels, h, w): 15x20 for the raw frame, heatmaps at their size.
+    C is 1, or the length of a stack of consecutive frames (the temporal re-identifier)."""
 
-    def __init__(self, shape: tuple[int, int], width: int = 16) -> None:
+    def __init__(self, shape: tuple[int, int], width: int = 16, channels: int = 1) -> None:
         super().__init__()
         rows = shape[0]
         patch = max(1, min(shape) // STEM_TARGET_ROWS)
-        layers = [_conv(1, width, patch, patch) if patch > 1 else _conv(1, width)]
+        layers = [_conv(channels, width, patch, patch) if patch > 1 else _conv(channels, width)]
         rows //= patch
         if rows >= 2 * DECODER_GRID[0]:
             layers.append(_conv(width, 2 * width, stride=2))
@@ -106,9 +113,11 @@ class ThermalEncoder(nn.Module):
 class Classifier(nn.Module):
     """Thermal frame -> class logits (person present or not; which identity)."""
 
-    def __init__(self, shape: tuple[int, int], classes: int, width: int = 16, hidden: int = 64) -> None:
+    def __init__(
+        self, shape: tuple[int, int], classes: int, width: int = 16, hidden: int = 64, channels: int = 1
+    ) -> None:
         super().__init__()
-        self.encoder = ThermalEncoder(shape, width)
+        self.encoder = ThermalEncoder(shape, width, channels)
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(POOLED_GRID),
             nn.Flatten(),
@@ -150,11 +159,66 @@ class Reconstructor(nn.Module):
         return torch.sigmoid(rgb)
 
 
+class SilhouetteRegressor(nn.Module):
+    """Heatmap -> (N, 1, 24, 32) person-mask logits: the encoder's features resampled onto the
+    mask grid and one 3x3 convolution. Deliberately as small as the attackers: it measures how much
+    of the silhouette a setting leaves in the heatmap, not how well a big painter could guess it."""
+
+    def __init__(self, shape: tuple[int, int], width: int = 16) -> None:
+        super().__init__()
+        self.encoder = ThermalEncoder(shape, width)
+        self.refine = nn.Sequential(
+            _conv(self.encoder.out_channels, width), nn.Conv2d(width, 1, 3, padding=1)
+        )
+
+    def forward(self, thermal: Tensor) -> Tensor:
+        features = functional.interpolate(
+            self.encoder(thermal), size=SILHOUETTE_GRID, mode="bilinear", align_corners=False
+        )
+        return self.refine(features)
+
+
+def silhouette_target(person_mask: np.ndarray) -> Tensor:
+    """(N, 96, 128) bool -> (N, 1, 24, 32) float32: the share of each 4x4 block covered by the
+    person. The product's 96x128 mask is 16x finer than a 12x16 heatmap; at 24x32 the regressor
+    trains 16x cheaper and the target is still twice as fine as the finest grid audited."""
+    rows, cols = SILHOUETTE_GRID
+    mask = np.asarray(person_mask, np.float32)
+    if mask.shape[1:] != MODEL_IMAGE_SHAPE:
+        raise ValueError(f"person masks must be {MODEL_IMAGE_SHAPE}, got {mask.shape[1:]}")
+    blocks = mask.reshape(len(mask), rows, mask.shape[1] // rows, cols, mask.shape[2] // cols)
+    return torch.from_numpy(blocks.mean(axis=(2, 4))).unsqueeze(1)
+
+
+def silhouette_iou(predicted: Tensor, target: Tensor) -> float:
+    """Intersection over union of person cells (share >= 0.5; logits > 0), pooled over all frames:
+    a frame where the person covers few cells weighs as little as it says about the silhouette."""
+    person = target >= 0.5
+    guessed = predicted > 0
+    union = int((person | guessed).sum())
+    return int((person & guessed).sum()) / union if union else 1.0
+
+
+def train_silhouette(inputs: Tensor, target: Tensor, settings: TrainSettings) -> SilhouetteRegressor:
+    """Binary cross-entropy to the covered share of every mask cell; input and target flipped together."""
+    torch.manual_seed(settings.seed)
+    model = SilhouetteRegressor(tuple(inputs.shape[-2:])).to(settings.device)
+
+    def loss(batch: Tensor, rows: Tensor, flipped: Tensor) -> Tensor:
+        wanted = target[rows].to(settings.device)
+        wanted = torch.where(flipped.view(-1, 1, 1, 1), wanted.flip(-1), wanted)
+        return functional.binary_cross_entropy_with_logits(model(batch), wanted)
+
+    _fit(model, inputs, loss, settings)
+    return model.eval()
+
+
 def train_classifier(inputs: Tensor, labels: np.ndarray, classes: int, settings: TrainSettings) -> Classifier:
     """Cross-entropy on mini-batches drawn with replacement; frames are flipped left-right at random
-    (a person is the same person mirrored), which stretches a few sessions further."""
+    (a person is the same person mirrored), which stretches a few sessions further. `inputs` may
+    hold one frame per sample or a stack of consecutive frames as channels (the temporal attacker)."""
     torch.manual_seed(settings.seed)
-    model = Classifier(tuple(inputs.shape[-2:]), classes).to(settings.device)
+    model = Classifier(tuple(inputs.shape[-2:]), classes, channels=inputs.shape[1]).to(settings.device)
     targets = torch.as_tensor(labels, dtype=torch.long)
 
     def loss(batch: Tensor, rows: Tensor, _flipped: Tensor) -> Tensor:

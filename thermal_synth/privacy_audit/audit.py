@@ -3,13 +3,15 @@
 The paper's privacy argument (Table II) is that an off-the-shelf person detector, fine-tuned on
 thermal images, finds people at 160x120 but never at 16x12 or 8x5. That measures how far a
 heatmap is from the detector's training data, not what the heatmap reveals. The privacy
-literature's attacker records the stream and trains on it; the audit does exactly that, at each
-resolution, for three questions:
+literature's attacker records the stream and trains on it; the audit does exactly that, for the
+raw frame and for heatmaps of several privacy settings (among them the driver's defaults), for
+three questions:
 
 - detection: is someone in front of the sensor? Trained on the `train` sessions, each frame
   paired with the same instant re-rendered without the person; tested on unseen sessions.
 - re-identification: who is it? Closed set, across sessions: the attacker has recordings of
-  every person from other sessions, and is tested on a session it never saw.
+  every person from other sessions, and is tested on a session it never saw. Two attackers, one
+  per frame and one on a stack of the session's last frames; the row reports the stronger.
 - reconstruction: what does the camera image look like? Trained on thermal/RGB pairs of the
   `train` sessions, tested on unseen ones, against the mean training image as the guess that
   uses no thermal at all.
@@ -43,34 +45,42 @@ from thermal_synth.privacy_audit.attackers import (
     train_reconstructor,
 )
 from thermal_synth.privacy_audit.data import (
-    DEFAULT_RESOLUTIONS,
+    DEFAULT_VIEWS,
     AuditData,
     AuditDataError,
-    Resolution,
+    AuditedView,
     attacker_view,
     empty_rooms,
     load_audit_data,
     render_empty_scenes,
+    session_windows,
 )
 
 if TYPE_CHECKING:
     from thermal_synth.evaluation.fid import InceptionFeatures
 
 FORMAT_NAME = "thermal_synth.privacy_audit"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: rows are privacy settings (with the driver's default as `default`), re-identification reports
+the temporal attacker and the strongest of both."""
 TRAIN_SPLITS = ("train",)
 UNSEEN_SPLITS = ("test", "heldout")
 CLASSIFIER_BATCH = 64
 RECONSTRUCTOR_BATCH = 32
 SHEET_EXAMPLES = 6
+NOISE_STREAM = 7919
 Z_95 = 1.959964
 
 
 @dataclass(frozen=True)
 class AuditConfig:
-    resolutions: tuple[Resolution, ...] = DEFAULT_RESOLUTIONS
+    views: tuple[AuditedView, ...] = DEFAULT_VIEWS
     steps: int = 300
     """Adam steps per attacker (and per re-identification fold)."""
+    temporal_frames: int = 6
+    """Consecutive frames the temporal re-identifier sees at once (under a second of stream)."""
+    temporal_steps_factor: int = 2
+    """The temporal re-identifier trains this many times `steps`: it has more input to learn from."""
     seed: int = 0
     device: str = "auto"
     max_samples: int = 2000
@@ -86,9 +96,19 @@ class AuditConfig:
     """Re-identify among the held-out identities only when at least this many have two sessions."""
 
     def __post_init__(self) -> None:
-        if not self.resolutions:
-            raise ValueError("at least one resolution is needed")
-        for name in ("steps", "max_samples", "reid_folds", "min_heldout_identities"):
+        if not self.views:
+            raise ValueError("at least one view is needed")
+        labels = [view.label for view in self.views]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"view labels must be unique, got {labels}")
+        for name in (
+            "steps",
+            "temporal_frames",
+            "temporal_steps_factor",
+            "max_samples",
+            "reid_folds",
+            "min_heldout_identities",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.fid_samples < 2:
@@ -100,7 +120,7 @@ class AuditConfig:
 
     def to_json(self) -> dict[str, Any]:
         values = asdict(self)
-        values["resolutions"] = [r.label for r in self.resolutions]
+        values["views"] = {view.label: view.to_json() for view in self.views}
         return values
 
 
@@ -113,16 +133,29 @@ class Context:
     device: str
     log: Callable[[str], None]
     rng: np.random.Generator
+    started: float
     sheet: dict[str, Any] = field(default_factory=dict)
     """Reconstruction examples for the contact sheet (not part of audit.json)."""
+    noise: np.random.Generator = field(init=False)
+    """Draws the published noise of settings with `noise_c`, apart from `rng`, so that adding a
+    noisy setting leaves the samples every other row draws unchanged."""
 
-    def settings(self, batch_size: int, salt: int) -> TrainSettings:
+    def __post_init__(self) -> None:
+        self.noise = np.random.default_rng([self.config.seed, NOISE_STREAM])
+
+    def settings(self, batch_size: int, salt: int, steps: int | None = None) -> TrainSettings:
         return TrainSettings(
-            self.config.steps, batch_size, seed=self.config.seed * 1000 + salt, device=self.device
+            self.config.steps if steps is None else steps,
+            batch_size,
+            seed=self.config.seed * 1000 + salt,
+            device=self.device,
         )
 
-    def view(self, thermal: np.ndarray, resolution: Resolution) -> np.ndarray:
-        return attacker_view(thermal, resolution, self.data.blur_sigma)
+    def view(self, thermal: np.ndarray, view: AuditedView) -> np.ndarray:
+        return attacker_view(thermal, view, self.noise)
+
+    def elapsed_s(self) -> float:
+        return round(time.monotonic() - self.started, 1)
 
     def draw(self, indices: np.ndarray, limit: int | None = None) -> np.ndarray:
         """At most `limit` (default max_samples) of `indices`: a uniform random subset, in order."""
@@ -139,20 +172,8 @@ def run_audit(
     `out_dir` (all or nothing) and returns what audit.json holds."""
     from thermal_synth.privacy_audit import report
 
-    check_output_dir(out_dir)
-    device = str(select_device(config.device))
-    started = time.monotonic()
-
-    def log(message: str) -> None:
-        if progress:
-            print(
-                f"privacy-audit [{time.monotonic() - started:5.0f} s] {message}", file=sys.stderr, flush=True
-            )
-
-    data = load_audit_data(data_dir)
-    features = _inception(device) if config.fid else None
-    log(f"loaded {len(data.session)} frames from {len(data.sessions)} sessions")
-    context = Context(data, config, device, log, np.random.default_rng(config.seed))
+    context = open_context(data_dir, out_dir, config, progress)
+    features = _inception(context.device) if config.fid else None
     attacks = {
         "detection": _detection(context),
         "reidentification": _reidentification(context),
@@ -165,19 +186,37 @@ def run_audit(
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "dataset": str(data_dir),
-        "frames": len(data.session),
-        "sessions": len(data.sessions),
+        "frames": len(context.data.session),
+        "sessions": len(context.data.sessions),
         "config": config.to_json(),
-        "device": device,
+        "device": context.device,
         "threat_model": report.THREAT_MODEL,
-        "resolutions": [r.label for r in config.resolutions],
+        "views": [view.label for view in config.views],
         "attacks": attacks,
-        "wall_time_s": round(time.monotonic() - started, 1),
+        "wall_time_s": context.elapsed_s(),
     }
     with staged_directory(out_dir) as staging:
         report.write_outputs(staging, result, context.sheet)
-    log(f"wrote {out_dir}")
+    context.log(f"wrote {out_dir}")
     return result
+
+
+def open_context(
+    data_dir: Path, out_dir: Path, config: AuditConfig, progress: bool, name: str = "privacy-audit"
+) -> Context:
+    """Checks `out_dir` before the minutes of loading and training, then loads the dataset; the
+    log lines carry the seconds since this call, for the audit and the sweep alike."""
+    check_output_dir(out_dir)
+    device = str(select_device(config.device))
+    started = time.monotonic()
+
+    def log(message: str) -> None:
+        if progress:
+            print(f"{name} [{time.monotonic() - started:5.0f} s] {message}", file=sys.stderr, flush=True)
+
+    data = load_audit_data(data_dir)
+    log(f"loaded {len(data.session)} frames from {len(data.sessions)} sessions")
+    return Context(data, config, device, log, np.random.default_rng(config.seed), started)
 
 
 def _inception(device: str) -> InceptionFeatures:
@@ -208,22 +247,18 @@ def _detection(context: Context) -> dict[str, Any]:
     labels_train = np.r_[np.ones(len(train)), np.zeros(len(train))].astype(np.int64)
     labels_test = np.r_[np.ones(len(test)), np.zeros(len(test))].astype(np.int64)
     results = {}
-    for index, resolution in enumerate(context.config.resolutions):
+    for index, view in enumerate(context.config.views):
         clock = time.monotonic()
         inputs = thermal_input(
-            np.concatenate(
-                [context.view(data.thermal[train], resolution), context.view(empty_train, resolution)]
-            )
+            np.concatenate([context.view(data.thermal[train], view), context.view(empty_train, view)])
         )
         model = train_classifier(inputs, labels_train, 2, context.settings(CLASSIFIER_BATCH, 100 + index))
         tests = thermal_input(
-            np.concatenate(
-                [context.view(data.thermal[test], resolution), context.view(empty_test, resolution)]
-            )
+            np.concatenate([context.view(data.thermal[test], view), context.view(empty_test, view)])
         )
         predicted = predict(model, tests, context.device).argmax(1).numpy()
         accuracy = float(np.mean(predicted == labels_test))
-        results[resolution.label] = {
+        results[view.label] = {
             "accuracy": accuracy,
             "chance": 0.5,
             "missed_people": float(np.mean(predicted[: len(test)] == 0)),
@@ -232,7 +267,7 @@ def _detection(context: Context) -> dict[str, Any]:
             "test_samples": len(labels_test),
             "seconds": round(time.monotonic() - clock, 1),
         }
-        context.log(f"detection {resolution.label}: accuracy {accuracy:.3f} (chance 0.5)")
+        context.log(f"detection {view.label}: accuracy {accuracy:.3f} (chance 0.5)")
     return {
         "status": "ok",
         "train_sessions": _session_count(data, train),
@@ -282,15 +317,35 @@ def plan_reidentification(data: AuditData, config: AuditConfig, rng: np.random.G
     return ReidPlan(identities, population, folds, tuple(sorted(s for n in identities for s in chosen[n])))
 
 
-def _reidentification(context: Context) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ReidSetup:
+    """What every view's re-identification shares: who, which folds, and each session's empty room."""
+
+    plan: ReidPlan
+    labels: np.ndarray
+    """Per dataset sample, the index of its person in `plan.identities`."""
+    rooms: np.ndarray
+    folds: tuple[tuple[np.ndarray, np.ndarray], ...]
+    """(train rows, test rows) per fold."""
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "identities": list(self.plan.identities),
+            "population": self.plan.population,
+            "folds": len(self.plan.folds),
+            "sessions": len(self.plan.sessions),
+        }
+
+
+def setup_reidentification(context: Context) -> ReidSetup | str:
+    """The plan, labels, folds and empty rooms, or the reason re-identification cannot run."""
     data = context.data
     plan = plan_reidentification(data, context.config, context.rng)
     if isinstance(plan, str):
         context.log(f"re-identification skipped: {plan}")
-        return _skipped(plan)
-    labels = np.searchsorted(np.asarray(plan.identities), data.identities())
-    rooms = empty_rooms(data)
-    folds = [
+        return plan
+    folds = tuple(
         (
             context.draw(
                 np.flatnonzero(np.isin(data.session, plan.sessions) & ~np.isin(data.session, tested))
@@ -298,55 +353,118 @@ def _reidentification(context: Context) -> dict[str, Any]:
             context.draw(np.flatnonzero(np.isin(data.session, tested))),
         )
         for tested in plan.folds
-    ]
-    results = {}
-    for index, resolution in enumerate(context.config.resolutions):
-        clock = time.monotonic()
+    )
+    labels = np.searchsorted(np.asarray(plan.identities), data.identities())
+    return ReidSetup(plan, labels, empty_rooms(data), folds)
 
-        def inputs(rows: np.ndarray, resolution: Resolution = resolution) -> torch.Tensor:
-            frames = context.view(data.thermal[rows], resolution)
-            return foreground_input(frames, context.view(rooms[data.session[rows]], resolution))
 
-        correct_frames = tested_frames = 0
-        session_votes: list[bool] = []
-        for fold, (train, test) in enumerate(folds):
-            model = train_classifier(
-                inputs(train),
-                labels[train],
-                len(plan.identities),
-                context.settings(CLASSIFIER_BATCH, 200 + 10 * index + fold),
-            )
-            predicted = predict(model, inputs(test), context.device).argmax(1).numpy()
-            correct_frames += int(np.sum(predicted == labels[test]))
-            tested_frames += len(test)
-            for session in np.unique(data.session[test]):
-                in_session = data.session[test] == session
-                votes = np.bincount(predicted[in_session], minlength=len(plan.identities))
-                session_votes.append(bool(votes.argmax() == labels[test][in_session][0]))
-        accuracy = correct_frames / tested_frames
-        chance = 1.0 / len(plan.identities)
-        results[resolution.label] = {
-            "accuracy": accuracy,
-            "chance": chance,
-            "sessions_correct": int(sum(session_votes)),
-            "sessions_tested": len(session_votes),
-            "session_accuracy_ci95": wilson_interval(sum(session_votes), len(session_votes)),
-            "train_samples": max(len(train) for train, _ in folds),
-            "test_samples": tested_frames,
-            "seconds": round(time.monotonic() - clock, 1),
-        }
-        context.log(
-            f"re-identification {resolution.label}: accuracy {accuracy:.3f} (chance {chance:.3f}), "
-            f"{sum(session_votes)}/{len(session_votes)} sessions by majority vote"
-        )
-    return {
-        "status": "ok",
-        "identities": list(plan.identities),
-        "population": plan.population,
-        "folds": len(plan.folds),
-        "sessions": len(plan.sessions),
-        "results": results,
+def _reidentification(context: Context) -> dict[str, Any]:
+    """Both re-identifiers per view; the strongest of them is the row's lower bound on what leaks."""
+    setup = setup_reidentification(context)
+    if isinstance(setup, str):
+        return _skipped(setup)
+    results = {
+        view.label: reidentify(context, setup, view, index) for index, view in enumerate(context.config.views)
     }
+    return {**setup.summary(), "temporal_frames": context.config.temporal_frames, "results": results}
+
+
+REID_ATTACKERS = ("single-frame", "temporal")
+
+
+def reidentify(context: Context, setup: ReidSetup, view: AuditedView, index: int) -> dict[str, Any]:
+    """The single-frame attacker and the temporal one (a stack of the session's last frames as
+    channels, trained longer) on the same folds, through the same training code.
+
+    Every frame of the view is rendered once (noise is drawn once per frame, as on the wire), so
+    both attackers and every window share the frames an eavesdropper would have recorded."""
+    clock = time.monotonic()
+    data, config, folds, labels = context.data, context.config, setup.folds, setup.labels
+    classes = len(setup.plan.identities)
+    windows = {
+        fold: (
+            session_windows(data, train, config.temporal_frames),
+            session_windows(data, test, config.temporal_frames),
+        )
+        for fold, (train, test) in enumerate(folds)
+    }
+    needed = np.unique(np.concatenate([w.ravel() for pair in windows.values() for w in pair]))
+    position = np.full(len(data.session), -1)
+    position[needed] = np.arange(len(needed))
+    frames = context.view(data.thermal[needed], view)
+    room_views = context.view(setup.rooms, view)
+
+    def inputs(rows: np.ndarray) -> torch.Tensor:
+        """(N,) rows -> one frame each; (N, K) windows -> a K-frame stack each; minus the room."""
+        room = room_views[data.session[rows if rows.ndim == 1 else rows[:, -1]]]
+        return foreground_input(frames[position[rows]], room if rows.ndim == 1 else room[:, None])
+
+    scores = {name: _Votes() for name in REID_ATTACKERS}
+    for fold, (train, test) in enumerate(folds):
+        train_windows, test_windows = windows[fold]
+        for number, (name, train_rows, test_rows, steps) in enumerate(
+            [
+                ("single-frame", train, test, config.steps),
+                ("temporal", train_windows, test_windows, config.steps * config.temporal_steps_factor),
+            ]
+        ):
+            model = train_classifier(
+                inputs(train_rows),
+                labels[train],
+                classes,
+                context.settings(CLASSIFIER_BATCH, 200 + 1000 * number + 10 * index + fold, steps),
+            )
+            predicted = predict(model, inputs(test_rows), context.device).argmax(1).numpy()
+            scores[name].add(predicted, labels[test], data.session[test], classes)
+    single, temporal = (scores[name].summary() for name in REID_ATTACKERS)
+    strongest = max(REID_ATTACKERS, key=lambda name: scores[name].accuracy())
+    entry = {
+        **single,
+        "chance": 1.0 / classes,
+        "temporal": {
+            **temporal,
+            "frames": config.temporal_frames,
+            "steps": config.steps * config.temporal_steps_factor,
+        },
+        "strongest": {"accuracy": scores[strongest].accuracy(), "attacker": strongest},
+        "train_samples": max(len(train) for train, _ in folds),
+        "test_samples": sum(len(test) for _, test in folds),
+        "seconds": round(time.monotonic() - clock, 1),
+    }
+    context.log(
+        f"re-identification {view.label}: single-frame {entry['accuracy']:.3f}, temporal "
+        f"{temporal['accuracy']:.3f} (chance {entry['chance']:.3f}), "
+        f"{entry['sessions_correct']}/{entry['sessions_tested']} sessions by majority vote"
+    )
+    return entry
+
+
+@dataclass
+class _Votes:
+    """Frame hits and per-session majority votes of one attacker over the folds."""
+
+    correct_frames: int = 0
+    tested_frames: int = 0
+    sessions: list[bool] = field(default_factory=list)
+
+    def add(self, predicted: np.ndarray, truth: np.ndarray, sessions: np.ndarray, classes: int) -> None:
+        self.correct_frames += int(np.sum(predicted == truth))
+        self.tested_frames += len(truth)
+        for session in np.unique(sessions):
+            in_session = sessions == session
+            votes = np.bincount(predicted[in_session], minlength=classes)
+            self.sessions.append(bool(votes.argmax() == truth[in_session][0]))
+
+    def accuracy(self) -> float:
+        return self.correct_frames / self.tested_frames
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "accuracy": self.accuracy(),
+            "sessions_correct": int(sum(self.sessions)),
+            "sessions_tested": len(self.sessions),
+            "session_accuracy_ci95": wilson_interval(sum(self.sessions), len(self.sessions)),
+        }
 
 
 def wilson_interval(successes: int, trials: int) -> list[float]:
@@ -385,14 +503,14 @@ def _reconstruction(context: Context, features: InceptionFeatures | None) -> dic
         views={},
     )
     results = {}
-    for index, resolution in enumerate(context.config.resolutions):
+    for index, view in enumerate(context.config.views):
         clock = time.monotonic()
         model = train_reconstructor(
-            thermal_input(context.view(data.thermal[train], resolution)),
+            thermal_input(context.view(data.thermal[train], view)),
             data.rgb[train],
             context.settings(RECONSTRUCTOR_BATCH, 300 + index),
         )
-        views = context.view(data.thermal[test], resolution)
+        views = context.view(data.thermal[test], view)
         images, mae = reconstruct(model, thermal_input(views), real, context.device)
         entry = {
             "mae": mae,
@@ -402,12 +520,12 @@ def _reconstruction(context: Context, features: InceptionFeatures | None) -> dic
             "fid_samples": len(fid_rows) if real_features is not None else 0,
             "seconds": round(time.monotonic() - clock, 1),
         }
-        results[resolution.label] = entry
-        context.sheet["reconstructions"][resolution.label] = images[examples]
-        context.sheet["views"][resolution.label] = views[examples]
+        results[view.label] = entry
+        context.sheet["reconstructions"][view.label] = images[examples]
+        context.sheet["views"][view.label] = views[examples]
         fid_text = f", FID {entry['fid']:.1f}" if entry["fid"] is not None else ""
         context.log(
-            f"reconstruction {resolution.label}: MAE {entry['mae']:.4f} "
+            f"reconstruction {view.label}: MAE {entry['mae']:.4f} "
             f"(mean image {baseline['mae']:.4f}){fid_text}"
         )
     return {

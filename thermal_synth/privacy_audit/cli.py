@@ -13,7 +13,8 @@ from thermal_synth.common.cli_args import (
 )
 from thermal_synth.common.output_dirs import OutputDirError
 from thermal_synth.privacy_audit.audit import AuditConfig, run_audit
-from thermal_synth.privacy_audit.data import DEFAULT_RESOLUTIONS, AuditDataError, parse_resolutions
+from thermal_synth.privacy_audit.data import DEFAULT_VIEWS, AuditDataError, parse_resolutions
+from thermal_synth.privacy_audit.sweep import SWEEP_VIEWS, run_sweep
 
 PROG = "thermal-synth privacy-audit"
 
@@ -34,20 +35,30 @@ def add_parser(commands, name: str, help: str) -> None:
             "Train person-detection, re-identification and RGB-reconstruction attackers on what an "
             "eavesdropper records (the raw frame, or the driver's privacy-downsampled heatmap) and "
             "test them on unseen sessions. Writes audit.md, audit.json, audit.png and "
-            "reconstructions.png. Needs a dataset made by thermal-synth sim."
+            "reconstructions.png; with --sweep, the privacy-utility curve of a fixed list of privacy "
+            "settings instead (sweep.md, sweep.json, sweep.png). Needs a dataset made by "
+            "thermal-synth sim."
         ),
     )
     parser.add_argument("--data", type=Path, required=True, help="dataset directory (thermal-synth sim)")
     parser.add_argument(
         "--out", type=Path, required=True, help="report directory (must not exist or be empty)"
     )
-    parser.add_argument(
+    rows = parser.add_mutually_exclusive_group()
+    rows.add_argument(
         "--resolutions",
         type=_resolutions,
-        default=DEFAULT_RESOLUTIONS,
+        default=None,
         metavar="RxC,...",
         help="what the eavesdropper records, rows x cols: 120x160 is the raw frame, smaller sizes the "
-        "driver's privacy downsampling (default 120x160,12x16,5x8)",
+        "driver's heatmap with its other settings at their defaults (default 120x160,12x16,5x8, and "
+        "the driver's default parameters as 'default')",
+    )
+    rows.add_argument(
+        "--sweep",
+        action="store_true",
+        help=f"re-identification and silhouette IoU for {len(SWEEP_VIEWS)} fixed privacy settings "
+        "(docs/privacy.md) instead of the audit; no detection, reconstruction or FID",
     )
     parser.add_argument(
         "--steps",
@@ -79,21 +90,35 @@ def add_parser(commands, name: str, help: str) -> None:
 def run(args: argparse.Namespace) -> int:
     def audit_as_asked() -> dict:
         config = AuditConfig(
-            resolutions=args.resolutions,
+            views=SWEEP_VIEWS if args.sweep else args.resolutions or DEFAULT_VIEWS,
             steps=args.steps,
             seed=args.seed,
             device=args.device,
             max_samples=args.max_samples,
-            fid=not args.no_fid,
+            fid=not (args.no_fid or args.sweep),
             fid_samples=args.fid_samples,
         )
+        if args.sweep:
+            return run_sweep(args.data, args.out, config)
         return run_audit(args.data, args.out, config)
 
     result = run_writing_command(PROG, audit_as_asked, (AuditDataError, OutputDirError, ValueError))
     if isinstance(result, int):
         return result
-    print(summarise(result, args.out))
+    print(summarise_sweep(result, args.out) if args.sweep else summarise(result, args.out))
     return 0
+
+
+def summarise_sweep(result: dict, out: Path) -> str:
+    """One line per setting and the knee; the table and the plot are in sweep.md and sweep.png."""
+    lines = [f"wrote sweep.md, sweep.json, sweep.png to {out} in {result['wall_time_s']:.0f} s"]
+    for row in result["rows"]:
+        lines.append(
+            f"  {row['label']}: strongest re-ID {row['reid_strongest']:.3f} "
+            f"(chance {row['reid_chance']:.3f}), silhouette IoU {row['silhouette_iou']:.3f}"
+        )
+    lines.append(f"  knee: {result['knee'] or 'none'}")
+    return "\n".join(lines)
 
 
 def summarise(result: dict, out: Path) -> str:

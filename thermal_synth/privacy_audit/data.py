@@ -1,10 +1,10 @@
-"""What an eavesdropper gets: the published thermal stream at each audited resolution, plus labels.
+"""What an eavesdropper gets: the published thermal stream for each audited setting, plus labels.
 
 The attacker of the audit sees exactly what leaves the sensor: the raw Lepton frame when the
-driver's `publish_raw` is on, or the heatmap the driver's privacy downsampling makes of it. Both
-come from the dataset's raw `thermal` field through the driver's own code path
-(`HeatmapRecipe.apply` = `thermal_msgs.privacy.privacy_downsample` with the dataset's blur in
-output cells), so an audited 12x16 is the 12x16 on the wire.
+driver's `publish_raw` is on, or the heatmap the driver makes of it with its privacy settings.
+Both come from the dataset's raw `thermal` field through the driver's own code path
+(`PrivacySettings.apply`: downsampling, relative shift, noise, quantisation), so an audited
+setting is what is on the wire with those driver parameters.
 
 Person detection needs frames with nobody in them, which a dataset of pairs never has. For
 simulated datasets they are rendered: the same session's room at the same instant with the same
@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,11 +27,13 @@ from thermal_driver.sources.rig.people import IDENTITIES, outfits_of
 from thermal_driver.sources.rig.rig import SimRig
 from thermal_driver.sources.rig.scenes import SCENES
 from thermal_driver.sources.rig.types import THERMAL_SHAPE, RigConfig, Session
-from thermal_msgs.privacy import validate_output_size
+from thermal_msgs.privacy import PrivacySettings
 from thermal_msgs.units import centikelvin_to_celsius
-from thermal_synth.dataset.shards import SPLITS, HeatmapRecipe, SessionRecord, ShardFormatError, ShardReader
+from thermal_synth.dataset.shards import SPLITS, SessionRecord, ShardFormatError, ShardReader
 
 FIELDS = ("thermal", "rgb", "session", "time_s")
+MASK_FIELD = "person_mask"
+"""Ground truth for the utility side of the sweep; loaded where the dataset has it."""
 _SIM_SESSION_NAME = re.compile(r"id(\d+)-outfit(\d+)-scene(\d+)-seed(\d+)")
 REPLAY_TOLERANCE_CK = 10
 """A re-rendered frame may differ from the stored one by float rounding, not by more than 0.1 K."""
@@ -43,52 +46,93 @@ class AuditDataError(ValueError):
 
 
 @dataclass(frozen=True)
-class Resolution:
-    """(rows, cols) of what the attacker sees: the raw frame, or a privacy-downsampled grid."""
+class AuditedView:
+    """One row of the audit: what the eavesdropper records, the raw frame (`settings` None, what
+    `publish_raw` exposes) or the heatmap the driver publishes with `settings`."""
 
-    rows: int
-    cols: int
+    label: str
+    settings: PrivacySettings | None = None
 
-    @property
-    def label(self) -> str:
-        return f"{self.rows}x{self.cols}"
+    @classmethod
+    def of(cls, settings: PrivacySettings, label: str | None = None) -> AuditedView:
+        return cls(settings.label if label is None else label, settings)
 
     @property
     def is_raw(self) -> bool:
-        return (self.rows, self.cols) == THERMAL_SHAPE
+        return self.settings is None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return THERMAL_SHAPE if self.settings is None else self.settings.output_size
+
+    def to_json(self) -> dict[str, Any] | None:
+        return None if self.settings is None else self.settings.to_json()
 
 
-RAW = Resolution(*THERMAL_SHAPE)
-DEFAULT_RESOLUTIONS = (RAW, Resolution(12, 16), Resolution(5, 8))
+RAW = AuditedView("x".join(map(str, THERMAL_SHAPE)))
+DRIVER_DEFAULT = AuditedView.of(PrivacySettings(), "default")
+"""Exactly what the driver publishes with its default parameters (they are `PrivacySettings()`)."""
+DEFAULT_VIEWS = (
+    RAW,
+    AuditedView.of(PrivacySettings(output_size=(12, 16))),
+    AuditedView.of(PrivacySettings(output_size=(5, 8))),
+    DRIVER_DEFAULT,
+)
 
 
-def parse_resolutions(text: str) -> tuple[Resolution, ...]:
-    """'120x160,12x16,5x8' -> resolutions; the raw size or any size the driver may publish."""
-    resolutions: list[Resolution] = []
+def parse_resolutions(text: str) -> tuple[AuditedView, ...]:
+    """'120x160,12x16,5x8' -> views: the raw frame, or the driver's heatmap at that size with its
+    other settings at their defaults."""
+    views: list[AuditedView] = []
     for item in text.split(","):
         rows, sep, cols = item.strip().lower().partition("x")
         if not sep or not rows.isdigit() or not cols.isdigit():
             raise ValueError(f"resolution {item.strip()!r} is not ROWSxCOLS (e.g. 12x16)")
-        resolution = Resolution(int(rows), int(cols))
-        if not resolution.is_raw:
+        size = (int(rows), int(cols))
+        if size == THERMAL_SHAPE:
+            view = RAW
+        else:
             try:
-                validate_output_size((resolution.rows, resolution.cols))
+                view = AuditedView.of(PrivacySettings(output_size=size))
             except ValueError as exc:
                 raise ValueError(
-                    f"resolution {resolution.label}: not the raw {RAW.label} frame and not a size the "
+                    f"resolution {rows}x{cols}: not the raw {RAW.label} frame and not a size the "
                     f"driver publishes ({exc})"
                 ) from None
-        if resolution in resolutions:
-            raise ValueError(f"resolution {resolution.label} is listed twice")
-        resolutions.append(resolution)
-    return tuple(resolutions)
+        if view in views:
+            raise ValueError(f"resolution {view.label} is listed twice")
+        views.append(view)
+    return tuple(views)
 
 
-def attacker_view(thermal_centikelvin: np.ndarray, resolution: Resolution, blur_sigma: float) -> np.ndarray:
-    """(N, 120, 160) uint16 raw frames -> (N, rows, cols) float32 degrees Celsius as published."""
-    if resolution.is_raw:
-        return centikelvin_to_celsius(thermal_centikelvin)
-    return HeatmapRecipe((resolution.rows, resolution.cols), blur_sigma).apply(thermal_centikelvin)
+def attacker_view(
+    thermal_centikelvin: np.ndarray, view: AuditedView, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """(N, 120, 160) uint16 raw frames -> (N, rows, cols) float32 degrees Celsius as published.
+
+    `rng` draws the noise of settings with `noise_c` (required then, as in `PrivacySettings.apply`):
+    a seeded generator makes the audit reproducible where the driver draws from OS entropy."""
+    celsius = centikelvin_to_celsius(thermal_centikelvin)
+    return celsius if view.settings is None else view.settings.apply(celsius, rng)
+
+
+def session_windows(data: AuditData, rows: np.ndarray, length: int) -> np.ndarray:
+    """(len(rows), length) dataset indices: for each row, the `length` frames of its session up to
+    and including it, oldest first, what an eavesdropper has buffered when that frame arrives.
+
+    Near a session's start the window is the session's first `length` frames (it still holds the
+    row); a session shorter than `length` repeats its first frame in front. Never mixes sessions."""
+    windows = np.empty((len(rows), length), np.int64)
+    for session in np.unique(data.session[rows]):
+        members = np.flatnonzero(data.session == session)
+        ordered = members[np.argsort(data.time_s[members], kind="stable")]
+        padded = np.r_[np.full(max(0, length - len(ordered)), ordered[0]), ordered]
+        rank = {int(index): i for i, index in enumerate(ordered)}
+        offset = len(padded) - len(ordered)
+        for out_row in np.flatnonzero(data.session[rows] == session):
+            end = max(rank[int(rows[out_row])] + offset + 1, length)
+            windows[out_row] = padded[end - length : end]
+    return windows
 
 
 @dataclass
@@ -108,6 +152,8 @@ class AuditData:
     sim_sessions: tuple[Session, ...]
     frame_spacing_s: float
     """The simulator's frame clock: times are stored as float32, the rig keys its noise on float64."""
+    person_mask: np.ndarray | None = None
+    """(N, 96, 128) bool, aligned to the thermal view; None where the dataset lacks it."""
 
     def render_time(self, index: int) -> float:
         """The exact time the simulator rendered sample `index` at, recovered from its float32."""
@@ -138,8 +184,9 @@ def load_audit_data(directory: Path) -> AuditData:
             "frames an eavesdropper would record, paired with RGB frames"
         )
     rig, frame_spacing_s, sim_sessions = _sim_provenance(reader)
-    parts = {split: reader.load_split(split, FIELDS) for split in SPLITS}
-    arrays = {name: np.concatenate([parts[split][name] for split in SPLITS]) for name in FIELDS}
+    loaded = (*FIELDS, MASK_FIELD) if MASK_FIELD in reader.fields else FIELDS
+    parts = {split: reader.load_split(split, loaded) for split in SPLITS}
+    arrays = {name: np.concatenate([parts[split][name] for split in SPLITS]) for name in loaded}
     if len(arrays["session"]) == 0:
         raise AuditDataError(f"--data {directory}: the dataset holds no samples")
     split = np.concatenate([np.full(len(parts[s]["session"]), s) for s in SPLITS])
@@ -154,6 +201,7 @@ def load_audit_data(directory: Path) -> AuditData:
         rig=rig,
         sim_sessions=sim_sessions,
         frame_spacing_s=frame_spacing_s,
+        person_mask=arrays.get(MASK_FIELD),
     )
 
 

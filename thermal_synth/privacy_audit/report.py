@@ -14,21 +14,24 @@ from typing import Any
 import cv2
 import numpy as np
 
+from thermal_msgs.privacy import PrivacySettings
 from thermal_synth.common.contact_sheet import captioned_grid, encode_png
 from thermal_synth.common.json_files import write_text_atomic
 from thermal_synth.privacy_audit.data import RAW
 
 THREAT_MODEL = (
     "The eavesdropper records the published thermal stream (the raw Lepton frame when the driver's "
-    "`publish_raw` is on, otherwise the driver's privacy-downsampled heatmap, made here by the same "
-    "`thermal_msgs.privacy.privacy_downsample` with the dataset's blur) and reads absolute "
-    "temperatures, the strongest case: a radiometric sensor publishes them. It trains its own "
+    "`publish_raw` is on, otherwise the driver's heatmap, made here by the driver's own "
+    "`thermal_msgs.privacy.PrivacySettings.apply` with the row's settings; `default` is the driver's "
+    "default parameters) and reads absolute temperatures where the settings publish them, the "
+    "strongest case: a radiometric sensor does. It trains its own "
     "attackers on such recordings, with labels: frames of the same rooms with and without a person "
     "(detection), recordings of every person from other sessions plus a frame of each room empty "
-    "(re-identification, closed set), "
+    "(re-identification, closed set; one attacker per frame, one on the last few frames at once), "
     "thermal/RGB pairs of other sessions (reconstruction). Every test session is one the attacker "
-    "never trained on. The attackers are small CNNs trained for a fixed budget, so each number is a "
-    "lower bound on what leaks: a stronger attacker can only do better."
+    "never trained on. The attackers are small CNNs trained for a fixed budget, so each number, the "
+    "strongest attacker's included, is a lower bound on what leaks: a stronger attacker can only do "
+    "better."
 )
 PAPER_TABLE_II = {"120x160": 0.807, "12x16": 0.0, "5x8": 0.0}
 """PAIR-LRT-Human, Table II: fine-tuned YOLOv7 person detection on thermal at 160x120, 16x12, 8x5."""
@@ -38,6 +41,8 @@ ATTACK_TITLES = {
     "reconstruction": "RGB reconstruction",
 }
 TILE_SCALE = 2
+TARGET_PLOT_MARGIN = 0.1
+"""The sweep plot shows at least this much above chance, so the target band is never cut off."""
 FALSE_COLOUR_RANGE_C = (15.0, 40.0)
 
 
@@ -61,7 +66,7 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
     """One row per resolution and attack that ran; skipped attacks are explained below the table."""
     attacks = result["attacks"]
     rows = []
-    for label in result["resolutions"]:
+    for label in result["views"]:
         detection = attacks["detection"]
         if detection["status"] == "ok":
             entry = detection["results"][label]
@@ -80,12 +85,14 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
         if reid["status"] == "ok":
             entry = reid["results"][label]
             low, high = entry["session_accuracy_ci95"]
+            strongest = entry["strongest"]
             rows.append(
                 [
                     _resolution_name(label),
                     f"{ATTACK_TITLES['reidentification']} ({len(reid['identities'])} people)",
                     f"{_number(entry['accuracy'])}; sessions {entry['sessions_correct']}/"
-                    f"{entry['sessions_tested']} (95 % CI {low:.2f}-{high:.2f})",
+                    f"{entry['sessions_tested']} (95 % CI {low:.2f}-{high:.2f}); strongest "
+                    f"{_number(strongest['accuracy'])} ({strongest['attacker']})",
                     _number(entry["chance"]),
                     "",
                     "",
@@ -111,7 +118,7 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
 
 def markdown(result: dict[str, Any]) -> str:
     header = [
-        "Resolution",
+        "Published",
         "Attack",
         "Accuracy",
         "Chance / baseline",
@@ -130,6 +137,8 @@ def markdown(result: dict[str, Any]) -> str:
         "|" + "|".join("---" for _ in header) + "|",
         *("| " + " | ".join(row) + " |" for row in table_rows(result)),
         "",
+        _row_settings(result),
+        "",
         "## Threat model",
         "",
         result["threat_model"],
@@ -144,6 +153,20 @@ def markdown(result: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _row_settings(result: dict[str, Any]) -> str:
+    """Says what each row's label stands for where it is not the settings' own label (`default`)."""
+    named = []
+    for label, settings in result["config"]["views"].items():
+        if settings is None:
+            named.append(f"`{label}`: the raw frame (`publish_raw`)")
+        else:
+            own = PrivacySettings.from_json(settings).label
+            named.append(
+                f"`{label}`: " + (f"the driver's default parameters ({own})" if own != label else own)
+            )
+    return "Rows: " + "; ".join(named) + "."
 
 
 def _attack_notes(result: dict[str, Any]) -> list[str]:
@@ -171,7 +194,10 @@ def _attack_notes(result: dict[str, Any]) -> list[str]:
             "person's warmth over the room: fed whole frames, it learns the rooms and names whoever it saw "
             "in the test room, below chance. Frame accuracy counts every frame; the session count is a "
             "majority vote over a whole session, what an eavesdropper of a call gets, with its 95 % "
-            f"Wilson interval (sessions are the independent unit). Chance is 1/{len(reid['identities'])}."
+            f"Wilson interval (sessions are the independent unit). Chance is 1/{len(reid['identities'])}. "
+            f"A second, temporal attacker sees the last {reid['temporal_frames']} frames of the session "
+            "at once (as channels, room subtracted, trained twice as long); *strongest* is the better of "
+            "the two, still only a lower bound."
         )
     else:
         notes.append(f"- **Re-identification**: skipped: {reid['reason']}.")
@@ -226,7 +252,7 @@ def plot(result: dict[str, Any]) -> bytes:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    labels = result["resolutions"]
+    labels = result["views"]
     positions = np.arange(len(labels))
     attacks = result["attacks"]
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 5.4), dpi=110)
@@ -239,6 +265,9 @@ def plot(result: dict[str, Any]) -> bytes:
         accuracy = [attack["results"][label]["accuracy"] for label in labels]
         chance = attack["results"][labels[0]]["chance"]
         left.plot(positions, accuracy, "o-", color=colour, lw=2, label=f"trained {ATTACK_TITLES[name]}")
+        if name == "reidentification":
+            strongest = [attack["results"][label]["strongest"]["accuracy"] for label in labels]
+            left.plot(positions, strongest, "^:", color=colour, lw=1.5, label="strongest re-identifier")
         left.axhline(
             chance, color=colour, ls="--", lw=1, label=f"chance, {ATTACK_TITLES[name]} ({chance:.2f})"
         )
@@ -249,7 +278,7 @@ def plot(result: dict[str, Any]) -> bytes:
         xticks=positions,
         xticklabels=[_resolution_name(label) for label in labels],
         ylim=(-0.03, 1.05),
-        xlabel="what the eavesdropper records (rows x cols)",
+        xlabel="what the eavesdropper records",
         ylabel="accuracy on unseen sessions",
         title="Detection and re-identification",
     )
@@ -336,3 +365,151 @@ def reconstruction_sheet(sheet: dict[str, Any]) -> np.ndarray:
             captions.append([f"painted from {label}", f"MAE {error:.3f}"])
     columns = 1 + 2 * len(sheet["reconstructions"])
     return captioned_grid(tiles, captions, columns=columns, caption_lines=2)
+
+
+def write_sweep(directory: Path, result: dict[str, Any]) -> None:
+    write_text_atomic(directory / "sweep.json", json.dumps(result, indent=2) + "\n")
+    write_text_atomic(directory / "sweep.md", sweep_markdown(result))
+    (directory / "sweep.png").write_bytes(sweep_plot(result))
+
+
+def sweep_table(result: dict[str, Any]) -> list[str]:
+    """The curve as Markdown table lines, one row per setting, the knee in bold."""
+    header = [
+        "Setting",
+        "Re-ID single-frame",
+        "Re-ID temporal",
+        "Re-ID strongest (chance)",
+        "Sessions named (single-frame)",
+        "Silhouette IoU",
+        f"IoU / {result['reference'] or 'reference'}",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in result["rows"]:
+        label = f"**{row['label']}** (knee)" if row["label"] == result["knee"] else row["label"]
+        relative = row["iou_vs_reference"]
+        cells = [
+            label,
+            _number(row["reid_single_frame"]),
+            _number(row["reid_temporal"]),
+            f"{_number(row['reid_strongest'])} ({_number(row['reid_chance'])})",
+            f"{row['reid_sessions_correct']}/{row['reid_sessions_tested']}",
+            _number(row["silhouette_iou"]),
+            "n/a" if relative is None else f"{100 * relative:.0f} %",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _knee_sentence(result: dict[str, Any]) -> str:
+    target = result["target"]
+    if result["knee"] is None:
+        return (
+            "No knee: no setting keeps 90 % of the untransformed 12x16's silhouette IoU, or that "
+            "reference row is missing."
+        )
+    knee = next(row for row in result["rows"] if row["label"] == result["knee"])
+    reached = (
+        f"The target region (strongest re-ID <= {target['max_reid']:.3f}, IoU >= "
+        f"{100 * target['min_iou_vs_reference']:.0f} % of {result['reference']}) is reached by "
+        + ", ".join(f"`{label}`" for label in target["reached_by"])
+        if target["reached_by"]
+        else f"No setting reaches the target region (strongest re-ID <= {target['max_reid']:.3f} with IoU >= "
+        f"{100 * target['min_iou_vs_reference']:.0f} % of {result['reference']})"
+    )
+    return (
+        f"**Knee**: `{knee['label']}`, the lowest strongest re-identification "
+        f"({knee['reid_strongest']:.3f}, chance {knee['reid_chance']:.3f}) among the settings that keep "
+        f"at least {100 * target['min_iou_vs_reference']:.0f} % of {result['reference']}'s silhouette IoU "
+        f"(it keeps {100 * knee['iou_vs_reference']:.0f} %). {reached}."
+    )
+
+
+def sweep_markdown(result: dict[str, Any]) -> str:
+    reid, utility = result["reidentification"], result["silhouette"]
+    return "\n".join(
+        [
+            "# Privacy sweep: what each heatmap setting hides, and what it keeps",
+            "",
+            f"Dataset `{result['dataset']}`: {result['frames']} frames from {result['sessions']} sessions. "
+            f"{result['config']['steps']} training steps per attacker and regressor, seed "
+            f"{result['config']['seed']}, device {result['device']}, {result['wall_time_s']:.0f} s.",
+            "",
+            *sweep_table(result),
+            "",
+            _knee_sentence(result),
+            "",
+            "## How to read it",
+            "",
+            f"- **Re-identification** among {reid['population']} (chance 1/{len(reid['identities'])}), "
+            f"on unseen sessions, {reid['folds']} folds, as in the audit. *Single-frame* is the audit's "
+            f"attacker; *temporal* sees the session's last {reid['temporal_frames']} frames at once and "
+            "trains twice as long; *strongest* is the better of the two. Each is a lower bound on what "
+            "an eavesdropper learns: a stronger attacker can only do better.",
+            f"- **Silhouette IoU**: a small CNN trained on the setting's heatmaps of "
+            f"{utility['train_samples']} train-split frames predicts the person mask (24x32 cells) of "
+            f"{utility['test_samples']} frames of unseen sessions. Guessing the mean training mask for "
+            f"every frame scores {utility['mean_mask_iou']:.3f}, all background 0. It stands in for "
+            "what the painter can still get from the heatmap (where the person is, their pose), "
+            "without retraining the painter per setting.",
+            "- Detection, reconstruction and FID are not in the sweep (see the plain audit): detection "
+            "is near 1.0 for every heatmap, which must show that someone is there.",
+            "",
+        ]
+    )
+
+
+def sweep_plot(result: dict[str, Any]) -> bytes:
+    """sweep.png: utility (x) against the strongest re-identification (y), with chance and the target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    rows = result["rows"]
+    iou = np.array([row["silhouette_iou"] for row in rows])
+    reid = np.array([row["reid_strongest"] for row in rows])
+    chance = rows[0]["reid_chance"]
+    target = result["target"]
+    figure, axes = plt.subplots(figsize=(8.5, 6.5), dpi=110)
+    mean_mask = result["silhouette"]["mean_mask_iou"]
+    x_low, x_high = min(iou.min(), mean_mask) - 0.05, min(1.0, max(iou.max(), mean_mask) + 0.08)
+    y_high = max(reid.max(), chance + TARGET_PLOT_MARGIN) * 1.1
+    reference = next((row for row in rows if row["label"] == result["reference"]), None)
+    if reference is not None:
+        left = target["min_iou_vs_reference"] * reference["silhouette_iou"]
+        axes.add_patch(
+            Rectangle(
+                (left, 0),
+                x_high - left,
+                target["max_reid"],
+                color="tab:green",
+                alpha=0.15,
+                label=f"target: re-ID <= chance + {target['max_reid'] - chance:.2f}, "
+                f"IoU >= {100 * target['min_iou_vs_reference']:.0f} % of {result['reference']}",
+            )
+        )
+    axes.axhline(chance, color="k", ls="--", lw=1, label=f"chance ({chance:.2f})")
+    axes.axvline(
+        mean_mask, color="tab:gray", ls=":", lw=1, label=f"same mean mask for every frame ({mean_mask:.2f})"
+    )
+    colours = ["tab:red" if row["label"] == result["knee"] else "tab:blue" for row in rows]
+    axes.scatter(iou, reid, c=colours, s=36, zorder=3)
+    for row, x, y in zip(rows, iou, reid, strict=True):
+        text = f"{row['label']} (knee)" if row["label"] == result["knee"] else row["label"]
+        axes.annotate(text, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    axes.set(
+        xlim=(x_low, x_high),
+        ylim=(0, y_high),
+        xlabel="utility: silhouette IoU on unseen sessions (higher = more useful)",
+        ylabel="strongest re-identification accuracy (lower bound; lower = more private)",
+        title="Privacy-utility curve of the published heatmap",
+    )
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="upper left")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
