@@ -180,7 +180,7 @@ def test_detector_learns_presence_from_the_raw_frame(audit_dataset: Path) -> Non
     def examples(rows: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         frames = np.concatenate([data.thermal[rows], render_empty_scenes(data, rows)])
         labels = np.r_[np.ones(len(rows)), np.zeros(len(rows))].astype(np.int64)
-        return thermal_input(attacker_view(frames, RAW, data.blur_sigma)), labels
+        return thermal_input(attacker_view(frames, RAW)), labels
 
     inputs, labels = examples(train)
     model = train_classifier(inputs, labels, 2, TrainSettings(steps=40, batch_size=32, seed=1))
@@ -291,6 +291,8 @@ def test_privacy_audit_end_to_end(audit_dataset: Path, tmp_path: Path) -> None:
         assert image is not None
         assert min(image.shape[:2]) > 300
     assert "reidentification 5x8: accuracy" in done.stdout
+    assert "reidentification default: accuracy" in done.stdout
+    assert ", strongest " in done.stdout
 
 
 def test_reidentification_is_skipped_with_a_reason_and_fid_is_measured(

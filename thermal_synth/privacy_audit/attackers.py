@@ -12,10 +12,10 @@ cells and keeps small ones whole, then a few 3x3 convolutions. A learned 8x8-pix
 raw frame is still finer than a 12x16 heatmap cell (10x10 pixels under a 10-pixel blur), so the
 raw attacker keeps the advantage of its finer view, at a CPU cost close to the heatmaps'.
 Training is plain Adam with cosine decay for a fixed number of steps, seeded, so a run is
-reproducible and its cost known in advance. The same loop trains the temporal re-identifier (a
-stack of consecutive frames as input channels: noise drawn fresh per frame averages out over a
-stack, so a single-frame attacker understates what noise hides from a patient eavesdropper) and
-the sweep's silhouette regressor, the utility side of the privacy-utility curve.
+reproducible and its cost known in advance. The same loop trains the temporal re-identifier (on
+the mean of consecutive frames: noise drawn fresh per frame averages out, so a single-frame
+attacker overstates what noise hides from a patient eavesdropper) and the sweep's silhouette
+regressor, the utility side of the privacy-utility curve.
 """
 
 from __future__ import annotations
@@ -64,9 +64,8 @@ def thermal_input(celsius: np.ndarray) -> Tensor:
 
 
 def foreground_input(celsius: np.ndarray, background_celsius: np.ndarray) -> Tensor:
-    """(N, H, W) frames, or (N, K, H, W) stacks of K consecutive frames, and their rooms' empty
-    frames (broadcast against them), both Celsius -> (N, 1 or K, H, W) temperature excess over the
-    room, for re-identification.
+    """(N, H, W) frames and their rooms' empty frames, both Celsius -> (N, 1, H, W) temperature
+    excess over the room, for re-identification.
 
     Every session of a person is in another room, and a classifier fed whole frames learns the
     rooms: on an unseen session it names someone who was filmed in that room, never the person
@@ -74,10 +73,10 @@ def foreground_input(celsius: np.ndarray, background_celsius: np.ndarray) -> Ten
     a fixed thermal sensor, leaves the person; heatmaps are subtracted at their own resolution, as
     an eavesdropper of the downsampled stream would.
     """
-    excess = torch.from_numpy(
-        (np.asarray(celsius, np.float32) - np.asarray(background_celsius, np.float32)) / TEMPERATURE_SCALE_C
-    )
-    return excess.unsqueeze(1) if excess.ndim == 3 else excess
+    excess = (
+        np.asarray(celsius, np.float32) - np.asarray(background_celsius, np.float32)
+    ) / TEMPERATURE_SCALE_C
+    return torch.from_numpy(excess).unsqueeze(1)
 
 
 def _conv(channels_in: int, channels_out: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
@@ -90,14 +89,13 @@ def _conv(channels_in: int, channels_out: int, kernel: int = 3, stride: int = 1)
 
 
 class ThermalEncoder(nn.Module):
-    """(N, C, H, W) -> (N, out_channels, h, w): 15x20 for the raw frame, heatmaps at their size.
-    C is 1, or the length of a stack of consecutive frames (the temporal re-identifier)."""
+    """(N, 1, H, W) -> (N, out_channels, h, w): 15x20 for the raw frame, heatmaps at their size."""
 
-    def __init__(self, shape: tuple[int, int], width: int = 16, channels: int = 1) -> None:
+    def __init__(self, shape: tuple[int, int], width: int = 16) -> None:
         super().__init__()
         rows = shape[0]
         patch = max(1, min(shape) // STEM_TARGET_ROWS)
-        layers = [_conv(channels, width, patch, patch) if patch > 1 else _conv(channels, width)]
+        layers = [_conv(1, width, patch, patch) if patch > 1 else _conv(1, width)]
         rows //= patch
         if rows >= 2 * DECODER_GRID[0]:
             layers.append(_conv(width, 2 * width, stride=2))
@@ -113,11 +111,9 @@ class ThermalEncoder(nn.Module):
 class Classifier(nn.Module):
     """Thermal frame -> class logits (person present or not; which identity)."""
 
-    def __init__(
-        self, shape: tuple[int, int], classes: int, width: int = 16, hidden: int = 64, channels: int = 1
-    ) -> None:
+    def __init__(self, shape: tuple[int, int], classes: int, width: int = 16, hidden: int = 64) -> None:
         super().__init__()
-        self.encoder = ThermalEncoder(shape, width, channels)
+        self.encoder = ThermalEncoder(shape, width)
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(POOLED_GRID),
             nn.Flatten(),
@@ -215,10 +211,9 @@ def train_silhouette(inputs: Tensor, target: Tensor, settings: TrainSettings) ->
 
 def train_classifier(inputs: Tensor, labels: np.ndarray, classes: int, settings: TrainSettings) -> Classifier:
     """Cross-entropy on mini-batches drawn with replacement; frames are flipped left-right at random
-    (a person is the same person mirrored), which stretches a few sessions further. `inputs` may
-    hold one frame per sample or a stack of consecutive frames as channels (the temporal attacker)."""
+    (a person is the same person mirrored), which stretches a few sessions further."""
     torch.manual_seed(settings.seed)
-    model = Classifier(tuple(inputs.shape[-2:]), classes, channels=inputs.shape[1]).to(settings.device)
+    model = Classifier(tuple(inputs.shape[-2:]), classes).to(settings.device)
     targets = torch.as_tensor(labels, dtype=torch.long)
 
     def loss(batch: Tensor, rows: Tensor, _flipped: Tensor) -> Tensor:

@@ -138,7 +138,12 @@ def summarise(result: dict, out: Path) -> str:
                     f"  {name} {label}: MAE {entry['mae']:.3f} (mean image {attack['baseline']['mae']:.3f})"
                 )
             else:
+                strongest = entry.get("strongest")
+                stronger = (
+                    f", strongest {strongest['accuracy']:.3f} ({strongest['attacker']})" if strongest else ""
+                )
                 lines.append(
-                    f"  {name} {label}: accuracy {entry['accuracy']:.3f} (chance {entry['chance']:.3f})"
+                    f"  {name} {label}: accuracy {entry['accuracy']:.3f}{stronger} "
+                    f"(chance {entry['chance']:.3f})"
                 )
     return "\n".join(lines)

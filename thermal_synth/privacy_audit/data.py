@@ -57,14 +57,6 @@ class AuditedView:
     def of(cls, settings: PrivacySettings, label: str | None = None) -> AuditedView:
         return cls(settings.label if label is None else label, settings)
 
-    @property
-    def is_raw(self) -> bool:
-        return self.settings is None
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return THERMAL_SHAPE if self.settings is None else self.settings.output_size
-
     def to_json(self) -> dict[str, Any] | None:
         return None if self.settings is None else self.settings.to_json()
 
@@ -147,7 +139,6 @@ class AuditData:
     time_s: np.ndarray
     split: np.ndarray
     sessions: tuple[SessionRecord, ...]
-    blur_sigma: float
     rig: RigConfig
     sim_sessions: tuple[Session, ...]
     frame_spacing_s: float
@@ -197,7 +188,6 @@ def load_audit_data(directory: Path) -> AuditData:
         time_s=arrays["time_s"],
         split=split,
         sessions=reader.sessions,
-        blur_sigma=reader.recipe.blur_sigma,
         rig=rig,
         sim_sessions=sim_sessions,
         frame_spacing_s=frame_spacing_s,

@@ -27,7 +27,7 @@ THREAT_MODEL = (
     "strongest case: a radiometric sensor does. It trains its own "
     "attackers on such recordings, with labels: frames of the same rooms with and without a person "
     "(detection), recordings of every person from other sessions plus a frame of each room empty "
-    "(re-identification, closed set; one attacker per frame, one on the last few frames at once), "
+    "(re-identification, closed set; one attacker per frame, one on the mean of the last few frames), "
     "thermal/RGB pairs of other sessions (reconstruction). Every test session is one the attacker "
     "never trained on. The attackers are small CNNs trained for a fixed budget, so each number, the "
     "strongest attacker's included, is a lower bound on what leaks: a stronger attacker can only do "
@@ -42,6 +42,8 @@ ATTACK_TITLES = {
 }
 TILE_SCALE = 2
 TARGET_PLOT_MARGIN = 0.1
+LABEL_PLACES = ((4, 3, "left"), (4, -9, "left"), (-4, 3, "right"))
+"""Label offsets (points) and alignment for the sweep plot's points, used in turn."""
 """The sweep plot shows at least this much above chance, so the target band is never cut off."""
 FALSE_COLOUR_RANGE_C = (15.0, 40.0)
 
@@ -195,9 +197,10 @@ def _attack_notes(result: dict[str, Any]) -> list[str]:
             "in the test room, below chance. Frame accuracy counts every frame; the session count is a "
             "majority vote over a whole session, what an eavesdropper of a call gets, with its 95 % "
             f"Wilson interval (sessions are the independent unit). Chance is 1/{len(reid['identities'])}. "
-            f"A second, temporal attacker sees the last {reid['temporal_frames']} frames of the session "
-            "at once (as channels, room subtracted, trained twice as long); *strongest* is the better of "
-            "the two, still only a lower bound."
+            f"A second, temporal attacker reads the mean of the session's last {reid['temporal_frames']} "
+            "frames (room subtracted, trained twice as long), as an eavesdropper who buffers the stream "
+            "would, averaging away noise drawn per frame; *strongest* is the better of the two, still "
+            "only a lower bound."
         )
     else:
         notes.append(f"- **Re-identification**: skipped: {reid['reason']}.")
@@ -443,9 +446,11 @@ def sweep_markdown(result: dict[str, Any]) -> str:
             "",
             f"- **Re-identification** among {reid['population']} (chance 1/{len(reid['identities'])}), "
             f"on unseen sessions, {reid['folds']} folds, as in the audit. *Single-frame* is the audit's "
-            f"attacker; *temporal* sees the session's last {reid['temporal_frames']} frames at once and "
-            "trains twice as long; *strongest* is the better of the two. Each is a lower bound on what "
-            "an eavesdropper learns: a stronger attacker can only do better.",
+            f"attacker; *temporal* reads the mean of the session's last {reid['temporal_frames']} frames "
+            "(noise drawn per frame averages out) and trains twice as long; *strongest* is the better "
+            "of the two. Each is a lower bound on what an eavesdropper learns: a stronger attacker can "
+            "only do better. Accuracy well below chance means the attacker learned something of the "
+            "training sessions that misleads it on new ones, not that the setting hides the person.",
             f"- **Silhouette IoU**: a small CNN trained on the setting's heatmaps of "
             f"{utility['train_samples']} train-split frames predicts the person mask (24x32 cells) of "
             f"{utility['test_samples']} frames of unseen sessions. Guessing the mean training mask for "
@@ -496,9 +501,11 @@ def sweep_plot(result: dict[str, Any]) -> bytes:
     )
     colours = ["tab:red" if row["label"] == result["knee"] else "tab:blue" for row in rows]
     axes.scatter(iou, reid, c=colours, s=36, zorder=3)
-    for row, x, y in zip(rows, iou, reid, strict=True):
+    for index, (row, x, y) in enumerate(zip(rows, iou, reid, strict=True)):
         text = f"{row['label']} (knee)" if row["label"] == result["knee"] else row["label"]
-        axes.annotate(text, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        # Right, below, left in turn keeps neighbours' labels apart.
+        place = LABEL_PLACES[index % len(LABEL_PLACES)]
+        axes.annotate(text, (x, y), fontsize=7, xytext=place[:2], ha=place[2], textcoords="offset points")
     axes.set(
         xlim=(x_low, x_high),
         ylim=(0, y_high),
