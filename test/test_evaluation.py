@@ -27,7 +27,7 @@ from conftest import BIN
 from thermal_synth.cli import main
 from thermal_synth.common.cli_args import EXIT_INTERRUPTED
 from thermal_synth.common.contact_sheet import LINE_HEIGHT, PADDING
-from thermal_synth.dataset.pairs import load_pairs
+from thermal_synth.dataset.pairs import DatasetMismatchError, load_pairs
 from thermal_synth.dataset.shards import (
     SPLITS,
     HeatmapRecipe,
@@ -253,6 +253,32 @@ def test_bf16_evaluates_the_picture_the_node_paints_in_bf16(tiny_model: Path, si
         EvalConfig(precision="fp16")
 
 
+def test_heatmaps_as_the_driver_publishes_them(tiny_model: Path, sim_dataset: Path) -> None:
+    reader = ShardReader(sim_dataset)
+    preprocessing = load_trained_model(tiny_model).preprocessing
+    stored = load_pairs(reader, "test", preprocessing).heatmaps
+    untransformed = load_pairs(reader, "test", preprocessing, preprocessing.heatmap).heatmaps
+    torch.testing.assert_close(untransformed, stored, rtol=0, atol=1e-6, msg="made anew as stored")
+
+    quantised = dataclasses.replace(preprocessing.heatmap, quantisation_c=2.0)
+    painted = load_pairs(reader, "test", preprocessing, quantised).heatmaps
+    celsius = preprocessing.normalisation.low_c + (painted.numpy() + 1) / 2 * (
+        preprocessing.normalisation.high_c - preprocessing.normalisation.low_c
+    )
+    np.testing.assert_allclose(celsius / 2.0, np.round(celsius / 2.0), atol=1e-3, err_msg="2 C steps")
+    assert not torch.equal(painted, stored)
+
+    noisy = dataclasses.replace(preprocessing.heatmap, noise_c=0.5)
+    first, again = (load_pairs(reader, "test", preprocessing, noisy, seed=3).heatmaps for _ in range(2))
+    torch.testing.assert_close(first, again, rtol=0, atol=0, msg="the seed fixes the noise")
+
+    with pytest.raises(DatasetMismatchError, match="do not keep the model's input format"):
+        load_pairs(reader, "test", preprocessing, dataclasses.replace(quantised, output_size=(5, 8)))
+
+    config = EvalConfig(max_samples=6, fid=False, device="cpu", published=quantised)
+    assert measure(tiny_model, sim_dataset, config).metrics["published"]["quantisation_c"] == 2.0
+
+
 def test_a_dataset_without_person_masks_reports_why_silhouettes_are_missing(
     tiny_model: Path, sim_dataset: Path, tmp_path: Path
 ) -> None:
@@ -375,6 +401,7 @@ def test_eval_refuses_bad_inputs_in_one_line(
         ([tiny_model, sim_dataset, occupied], [], "exists and is not empty"),
         ([tiny_model, sim_dataset, tmp_path / "c"], ["--max-samples", "1"], "FID needs at least 2"),
         ([tmp_path, sim_dataset, tmp_path / "d"], [], "model.json: missing"),
+        ([tiny_model, sim_dataset, tmp_path / "e"], ["--quantisation-c", "-1"], "quantisation_c must be 0"),
     ]
     for (model, data, out), extra, fragment in cases:
         code, err = eval_main(

@@ -11,7 +11,7 @@ from torch.nn import functional
 
 from thermal_synth.dataset.shards import ShardReader
 from thermal_synth.engine.inference import to_tensor_images
-from thermal_synth.model.recipe import Preprocessing
+from thermal_synth.model.recipe import HeatmapRecipe, Preprocessing
 
 
 class DatasetMismatchError(ValueError):
@@ -40,16 +40,36 @@ class PairTensors:
         return self.images[indices].to(device), self.heatmaps[indices].to(device), masks
 
 
-def load_pairs(reader: ShardReader, split: str, preprocessing: Preprocessing) -> PairTensors:
+def load_pairs(
+    reader: ShardReader,
+    split: str,
+    preprocessing: Preprocessing,
+    published: HeatmapRecipe | None = None,
+    seed: int = 0,
+) -> PairTensors:
+    """`published`: heatmaps made anew from the stored thermal frames with these settings (the
+    driver's transforms, which a model trained without them meets live); they must keep the
+    model's grid and blur, the input format it was built for. Noise is drawn from `seed`."""
     if reader.recipe != preprocessing.heatmap:
         raise DatasetMismatchError(
             f"{reader.directory}: heatmaps were made with {reader.recipe}, the model expects "
             f"{preprocessing.heatmap}; rebuild the dataset or choose a matching model config"
         )
-    fields = ["rgb", "heatmap", "session"] + (["person_mask"] if "person_mask" in reader.fields else [])
+    source = "heatmap" if published is None else "thermal"
+    fields = ["rgb", source, "session"] + (["person_mask"] if "person_mask" in reader.fields else [])
     arrays = reader.load_split(split, fields)
     images = to_tensor_images(arrays["rgb"])
-    heatmaps = torch.from_numpy(preprocessing.normalisation.apply(arrays["heatmap"]))[:, None]
+    if published is None:
+        celsius = arrays["heatmap"]
+    else:
+        model_grid = (preprocessing.heatmap.output_size, preprocessing.heatmap.blur_sigma)
+        if (published.output_size, published.blur_sigma) != model_grid:
+            raise DatasetMismatchError(
+                f"published heatmaps {published.label} do not keep the model's input format "
+                f"({preprocessing.heatmap.label}): only the transforms on its grid can be evaluated"
+            )
+        celsius = published.apply(arrays["thermal"], np.random.default_rng(seed))
+    heatmaps = torch.from_numpy(preprocessing.normalisation.apply(celsius))[:, None]
     masks = image_masks = None
     if "person_mask" in arrays:
         image_masks = torch.from_numpy(arrays["person_mask"])[:, None]

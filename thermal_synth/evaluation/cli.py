@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
+from thermal_msgs.privacy import PrivacySettings
 from thermal_synth.common.cli_args import (
     non_negative_int,
     positive_int,
@@ -18,7 +20,8 @@ from thermal_synth.engine.inference import DEVICE_AUTO, PRECISION_AUTO, PRECISIO
 from thermal_synth.evaluation.fid import FidUnavailable
 from thermal_synth.evaluation.report import format_summary
 from thermal_synth.evaluation.run import EvalConfig, evaluate
-from thermal_synth.model.files import ModelFileError
+from thermal_synth.model.files import ModelFileError, load_trained_model
+from thermal_synth.model.recipe import HeatmapRecipe
 
 PROG = "thermal-synth eval"
 
@@ -63,8 +66,30 @@ def add_parser(commands, name: str, help: str) -> None:
     parser.add_argument(
         "--no-fid", action="store_true", help="skip FID (the Inception pass costs ~0.2 s per image on a CPU)"
     )
+    transforms = parser.add_argument_group(
+        "published transforms",
+        "paint heatmaps made as the driver publishes them with these parameters (docs/privacy.md), "
+        "on the model's grid, instead of the dataset's",
+    )
+    transforms.add_argument("--relative-temperature", action="store_true")
+    transforms.add_argument("--background-c", type=float, default=PrivacySettings.background_c)
+    transforms.add_argument("--quantisation-c", type=float, default=PrivacySettings.quantisation_c)
+    transforms.add_argument("--noise-c", type=float, default=PrivacySettings.noise_c)
     parser.set_defaults(run=run)
     use_one_line_errors(parser)
+
+
+def published_transforms(args: argparse.Namespace, model: str) -> HeatmapRecipe | None:
+    """The model's own recipe with the asked transforms, or None when none is asked."""
+    transforms = {
+        "relative_temperature": args.relative_temperature,
+        "background_c": args.background_c,
+        "quantisation_c": args.quantisation_c,
+        "noise_c": args.noise_c,
+    }
+    if transforms == {name: getattr(PrivacySettings, name) for name in transforms}:
+        return None
+    return replace(load_trained_model(model).preprocessing.heatmap, **transforms)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             precision=args.precision,
             seed=args.seed,
             fid=not args.no_fid,
+            published=published_transforms(args, args.model),
         )
         return evaluate(args.model, args.data, args.out, config, progress=True)
 

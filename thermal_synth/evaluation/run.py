@@ -49,6 +49,7 @@ from thermal_synth.evaluation.metrics import (
 from thermal_synth.evaluation.report import write_report
 from thermal_synth.evaluation.silhouettes import cross_fold_backgrounds, iou, segment_with, usable
 from thermal_synth.model.files import ModelBundle, load_trained_model
+from thermal_synth.model.recipe import HeatmapRecipe
 
 FORMAT_NAME = "thermal_synth.evaluation"
 FORMAT_VERSION = 1
@@ -81,6 +82,9 @@ class EvalConfig:
     seed: int = 0
     """Seeds the z of the random samples, so two evaluations of one model give the same FID."""
     fid: bool = True
+    published: HeatmapRecipe | None = None
+    """Paint heatmaps the driver publishes with these transforms (on the model's grid) instead of
+    the dataset's: what a model trained without them gives when a user turns them on."""
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -117,7 +121,7 @@ def measure(
         raise EvaluationError(f"{data}: no such dataset directory")
     reader = ShardReader(data)
     bundle = load_trained_model(model)
-    pairs = load_pairs(reader, config.split, bundle.preprocessing)
+    pairs = load_pairs(reader, config.split, bundle.preprocessing, config.published, config.seed)
     if tuple(pairs.images.shape[-2:]) != bundle.config.image_size:
         raise DatasetMismatchError(
             f"{data}: images are {tuple(pairs.images.shape[-2:])}, "
@@ -192,6 +196,7 @@ def measure(
         "split_size": len(pairs),
         "n_samples": len(rows),
         "seed": config.seed,
+        "published": None if config.published is None else config.published.to_json(),
         "device": str(device),
         "precision": precision,
         "model_training": {
