@@ -275,8 +275,10 @@ def test_heatmaps_as_the_driver_publishes_them(tiny_model: Path, sim_dataset: Pa
     with pytest.raises(DatasetMismatchError, match="do not keep the model's input format"):
         load_pairs(reader, "test", preprocessing, dataclasses.replace(quantised, output_size=(5, 8)))
 
-    config = EvalConfig(max_samples=6, fid=False, device="cpu", published=quantised)
+    config = EvalConfig(max_samples=6, fid=False, device="cpu", transforms={"quantisation_c": 2.0})
     assert measure(tiny_model, sim_dataset, config).metrics["published"]["quantisation_c"] == 2.0
+    with pytest.raises(EvaluationError, match="unknown transforms"):
+        EvalConfig(transforms={"output_size": (5, 8)})
 
 
 def test_a_dataset_without_person_masks_reports_why_silhouettes_are_missing(

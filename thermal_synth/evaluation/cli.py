@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from thermal_msgs.privacy import PrivacySettings
 from thermal_synth.common.cli_args import (
@@ -19,9 +19,8 @@ from thermal_synth.dataset.shards import SPLITS, ShardFormatError
 from thermal_synth.engine.inference import DEVICE_AUTO, PRECISION_AUTO, PRECISIONS
 from thermal_synth.evaluation.fid import FidUnavailable
 from thermal_synth.evaluation.report import format_summary
-from thermal_synth.evaluation.run import EvalConfig, evaluate
-from thermal_synth.model.files import ModelFileError, load_trained_model
-from thermal_synth.model.recipe import HeatmapRecipe
+from thermal_synth.evaluation.run import TRANSFORMS, EvalConfig, evaluate
+from thermal_synth.model.files import ModelFileError
 
 PROG = "thermal-synth eval"
 
@@ -79,17 +78,13 @@ def add_parser(commands, name: str, help: str) -> None:
     use_one_line_errors(parser)
 
 
-def published_transforms(args: argparse.Namespace, model: str) -> HeatmapRecipe | None:
-    """The model's own recipe with the asked transforms, or None when none is asked."""
-    transforms = {
-        "relative_temperature": args.relative_temperature,
-        "background_c": args.background_c,
-        "quantisation_c": args.quantisation_c,
-        "noise_c": args.noise_c,
+def asked_transforms(args: argparse.Namespace) -> dict[str, Any]:
+    """The transform options given a value other than the driver's default, by parameter name."""
+    return {
+        name: getattr(args, name)
+        for name in TRANSFORMS
+        if getattr(args, name) != getattr(PrivacySettings, name)
     }
-    if transforms == {name: getattr(PrivacySettings, name) for name in transforms}:
-        return None
-    return replace(load_trained_model(model).preprocessing.heatmap, **transforms)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             precision=args.precision,
             seed=args.seed,
             fid=not args.no_fid,
-            published=published_transforms(args, args.model),
+            transforms=asked_transforms(args),
         )
         return evaluate(args.model, args.data, args.out, config, progress=True)
 

@@ -8,8 +8,8 @@ the trainer, the release script and the command line evaluate the same way.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ from thermal_synth.evaluation.metrics import (
 from thermal_synth.evaluation.report import write_report
 from thermal_synth.evaluation.silhouettes import cross_fold_backgrounds, iou, segment_with, usable
 from thermal_synth.model.files import ModelBundle, load_trained_model
-from thermal_synth.model.recipe import HeatmapRecipe
 
 FORMAT_NAME = "thermal_synth.evaluation"
 FORMAT_VERSION = 1
@@ -69,6 +68,10 @@ class EvaluationError(ValueError):
     """An evaluation that cannot run as asked; the message says why."""
 
 
+TRANSFORMS = ("relative_temperature", "background_c", "quantisation_c", "noise_c")
+"""The driver's privacy parameters that keep a model's input format (its grid and blur stay)."""
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     split: str = "test"
@@ -82,9 +85,10 @@ class EvalConfig:
     seed: int = 0
     """Seeds the z of the random samples, so two evaluations of one model give the same FID."""
     fid: bool = True
-    published: HeatmapRecipe | None = None
-    """Paint heatmaps the driver publishes with these transforms (on the model's grid) instead of
-    the dataset's: what a model trained without them gives when a user turns them on."""
+    transforms: Mapping[str, Any] = field(default_factory=dict)
+    """Driver parameters among TRANSFORMS: paint heatmaps made as the driver publishes them with
+    these, on the model's own recipe, instead of the dataset's: what a model trained without them
+    gives when a user turns them on."""
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -94,6 +98,9 @@ class EvalConfig:
                 raise EvaluationError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.seed < 0:
             raise EvaluationError(f"seed must be >= 0, got {self.seed}")
+        unknown = set(self.transforms) - set(TRANSFORMS)
+        if unknown:
+            raise EvaluationError(f"unknown transforms {sorted(unknown)}; known: {', '.join(TRANSFORMS)}")
         try:
             check_precision(self.precision)
         except ValueError as error:
@@ -121,7 +128,8 @@ def measure(
         raise EvaluationError(f"{data}: no such dataset directory")
     reader = ShardReader(data)
     bundle = load_trained_model(model)
-    pairs = load_pairs(reader, config.split, bundle.preprocessing, config.published, config.seed)
+    published = replace(bundle.preprocessing.heatmap, **config.transforms) if config.transforms else None
+    pairs = load_pairs(reader, config.split, bundle.preprocessing, published, config.seed)
     if tuple(pairs.images.shape[-2:]) != bundle.config.image_size:
         raise DatasetMismatchError(
             f"{data}: images are {tuple(pairs.images.shape[-2:])}, "
@@ -196,7 +204,7 @@ def measure(
         "split_size": len(pairs),
         "n_samples": len(rows),
         "seed": config.seed,
-        "published": None if config.published is None else config.published.to_json(),
+        "published": None if published is None else published.to_json(),
         "device": str(device),
         "precision": precision,
         "model_training": {

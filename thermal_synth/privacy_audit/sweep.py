@@ -183,14 +183,15 @@ def run_sweep(data_dir: Path, out_dir: Path, config: AuditConfig, *, progress: b
     return result
 
 
+def keeps_utility(row: dict[str, Any]) -> bool:
+    """At least 90 % of the reference's silhouette IoU (never without a reference row)."""
+    return row["iou_vs_reference"] is not None and row["iou_vs_reference"] >= TARGET_UTILITY_SHARE
+
+
 def knee(rows: list[dict[str, Any]]) -> str | None:
-    """The setting that hides identity best (lowest strongest re-ID) among those keeping at least
-    90 % of the reference's silhouette IoU; None without a reference row."""
-    kept = [
-        row
-        for row in rows
-        if row["iou_vs_reference"] is not None and row["iou_vs_reference"] >= TARGET_UTILITY_SHARE
-    ]
+    """The setting that hides identity best (lowest strongest re-ID) among those that keep the
+    utility; None without a reference row."""
+    kept = [row for row in rows if keeps_utility(row)]
     return min(kept, key=lambda row: row["reid_strongest"])["label"] if kept else None
 
 
@@ -200,9 +201,7 @@ def target_region(rows: list[dict[str, Any]]) -> dict[str, Any]:
     reached = [
         row["label"]
         for row in rows
-        if row["iou_vs_reference"] is not None
-        and row["iou_vs_reference"] >= TARGET_UTILITY_SHARE
-        and row["reid_strongest"] <= chance + TARGET_REID_ABOVE_CHANCE
+        if keeps_utility(row) and row["reid_strongest"] <= chance + TARGET_REID_ABOVE_CHANCE
     ]
     return {
         "max_reid": chance + TARGET_REID_ABOVE_CHANCE,
