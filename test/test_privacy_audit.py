@@ -44,6 +44,7 @@ from thermal_synth.privacy_audit.data import (
     parse_resolutions,
     render_empty_scenes,
     session_windows,
+    with_driver_default,
 )
 from thermal_synth.privacy_audit.sweep import SWEEP_VIEWS
 from thermal_synth.sim.simulate import SimConfig, generate
@@ -162,6 +163,10 @@ def test_resolutions_parse_raw_and_publishable_sizes_only() -> None:
     assert parsed[0] == RAW
     assert [view.settings for view in parsed[1:]] == [PrivacySettings(), PrivacySettings(output_size=(5, 8))]
     assert [view.label for view in parsed] == ["120x160", "12x16", "5x8"]
+    assert [view.label for view in with_driver_default(parsed)] == ["120x160", "default", "5x8"]
+    without = with_driver_default(parse_resolutions("120x160,5x8"))
+    assert [view.label for view in without] == ["120x160", "5x8", "default"]
+    assert without[-1] == DRIVER_DEFAULT
     for bad, reason in [
         ("12by16", "not ROWSxCOLS"),
         ("60x80", "not privacy-safe"),
@@ -253,7 +258,7 @@ def test_privacy_audit_end_to_end(audit_dataset: Path, tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "re-identification 12x16" in done.stderr
+    assert "re-identification default" in done.stderr
     assert sorted(p.name for p in out.iterdir()) == [
         "audit.json",
         "audit.md",
@@ -261,7 +266,7 @@ def test_privacy_audit_end_to_end(audit_dataset: Path, tmp_path: Path) -> None:
         "reconstructions.png",
     ]
     result = json.loads((out / "audit.json").read_text())
-    labels = ["120x160", "12x16", "5x8", "default"]
+    labels = ["120x160", "default", "5x8"]  # the driver's default publishes 12x16: one row, not two
     assert result["views"] == labels
     default = PrivacySettings.from_json(result["config"]["views"]["default"])
     assert default == PrivacySettings() == DRIVER_DEFAULT.settings
@@ -280,7 +285,7 @@ def test_privacy_audit_end_to_end(audit_dataset: Path, tmp_path: Path) -> None:
     assert 0.0 < attacks["reconstruction"]["baseline"]["mae"] < 1.0
     report = (out / "audit.md").read_text()
     assert "`default`: the driver's default parameters (12x16)" in report
-    for label in ["120x160 (raw)", "12x16", "5x8", "default"]:
+    for label in ["120x160 (raw)", "default", "5x8"]:
         for attack in ["person detection", "re-identification (10 people)", "RGB reconstruction"]:
             assert f"| {label} | {attack} |" in report
     assert "| 0.500 |" in report

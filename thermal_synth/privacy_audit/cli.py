@@ -51,8 +51,8 @@ def add_parser(commands, name: str, help: str) -> None:
         default=None,
         metavar="RxC,...",
         help="what the eavesdropper records, rows x cols: 120x160 is the raw frame, smaller sizes the "
-        "driver's heatmap with its other settings at their defaults (default 120x160,12x16,5x8, and "
-        "the driver's default parameters as 'default')",
+        "driver's heatmap with its other settings at their defaults (default: 120x160, 5x8 and "
+        "the driver's default parameters as 'default', which today publish 12x16)",
     )
     rows.add_argument(
         "--sweep",

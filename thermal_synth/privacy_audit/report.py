@@ -157,6 +157,12 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _settings_label(result: dict[str, Any], label: str) -> str:
+    """The label of a row's settings themselves (`default` -> e.g. `12x16`)."""
+    settings = result["config"]["views"][label]
+    return RAW.label if settings is None else PrivacySettings.from_json(settings).label
+
+
 def _row_settings(result: dict[str, Any]) -> str:
     """Says what each row's label stands for where it is not the settings' own label (`default`)."""
     named = []
@@ -274,7 +280,8 @@ def plot(result: dict[str, Any]) -> bytes:
         left.axhline(
             chance, color=colour, ls="--", lw=1, label=f"chance, {ATTACK_TITLES[name]} ({chance:.2f})"
         )
-    paper = [(i, PAPER_TABLE_II[label]) for i, label in enumerate(labels) if label in PAPER_TABLE_II]
+    sizes = [_settings_label(result, label) for label in labels]
+    paper = [(i, PAPER_TABLE_II[size]) for i, size in enumerate(sizes) if size in PAPER_TABLE_II]
     if paper:
         left.plot(*zip(*paper, strict=True), "kx", ms=9, mew=2, label="paper: fine-tuned YOLOv7 detection")
     left.set(
