@@ -163,6 +163,13 @@ def _settings_label(result: dict[str, Any], label: str) -> str:
     return RAW.label if settings is None else PrivacySettings.from_json(settings).label
 
 
+def _tick(result: dict[str, Any], label: str) -> str:
+    """A plot's name for a row: `default` says what the default publishes (e.g. 12x16)."""
+    settings = _settings_label(result, label)
+    name = _resolution_name(label)
+    return name if settings == label else f"{name}\n({settings})"
+
+
 def _row_settings(result: dict[str, Any]) -> str:
     """Says what each row's label stands for where it is not the settings' own label (`default`)."""
     named = []
@@ -262,6 +269,7 @@ def plot(result: dict[str, Any]) -> bytes:
     from matplotlib import pyplot as plt
 
     labels = result["views"]
+    ticks = [_tick(result, label) for label in labels]
     positions = np.arange(len(labels))
     attacks = result["attacks"]
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 5.4), dpi=110)
@@ -286,7 +294,7 @@ def plot(result: dict[str, Any]) -> bytes:
         left.plot(*zip(*paper, strict=True), "kx", ms=9, mew=2, label="paper: fine-tuned YOLOv7 detection")
     left.set(
         xticks=positions,
-        xticklabels=[_resolution_name(label) for label in labels],
+        xticklabels=ticks,
         ylim=(-0.03, 1.05),
         xlabel="what the eavesdropper records",
         ylabel="accuracy on unseen sessions",
@@ -294,7 +302,7 @@ def plot(result: dict[str, Any]) -> bytes:
     )
     left.grid(axis="y", alpha=0.3)
     left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
-    _plot_reconstruction(right, attacks["reconstruction"], labels, positions)
+    _plot_reconstruction(right, attacks["reconstruction"], labels, ticks, positions)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -302,11 +310,13 @@ def plot(result: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _plot_reconstruction(axes, attack: dict[str, Any], labels: list[str], positions: np.ndarray) -> None:
+def _plot_reconstruction(
+    axes, attack: dict[str, Any], labels: list[str], ticks: list[str], positions: np.ndarray
+) -> None:
     axes.set(
         title="RGB reconstruction from thermal", xticks=positions, xlabel="what the eavesdropper records"
     )
-    axes.set_xticklabels([_resolution_name(label) for label in labels])
+    axes.set_xticklabels(ticks)
     if attack["status"] != "ok":
         axes.text(
             0.5,
