@@ -42,9 +42,9 @@ ATTACK_TITLES = {
 }
 TILE_SCALE = 2
 TARGET_PLOT_MARGIN = 0.1
+"""The sweep plot shows at least this much above chance, so the target band is never cut off."""
 LABEL_PLACES = ((4, 3, "left"), (4, -9, "left"), (-4, 3, "right"))
 """Label offsets (points) and alignment for the sweep plot's points, used in turn."""
-"""The sweep plot shows at least this much above chance, so the target band is never cut off."""
 FALSE_COLOUR_RANGE_C = (15.0, 40.0)
 
 
@@ -177,7 +177,7 @@ def _row_settings(result: dict[str, Any]) -> str:
         if settings is None:
             named.append(f"`{label}`: the raw frame (`publish_raw`)")
         else:
-            own = PrivacySettings.from_json(settings).label
+            own = _settings_label(result, label)
             named.append(
                 f"`{label}`: " + (f"the driver's default parameters ({own})" if own != label else own)
             )
