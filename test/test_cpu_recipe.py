@@ -3,6 +3,7 @@ of a session, both phases learning, exact resume, spatial codes through model fi
 
 from __future__ import annotations
 
+import copy
 import math
 import pickle
 import subprocess
@@ -31,6 +32,7 @@ from thermal_synth.training.cpu_recipe import (
     colour_retention,
     moved_area,
     moved_region,
+    silhouette_loss,
 )
 from thermal_synth.training.perceptual import (
     FEATURE_CHANNELS,
@@ -167,6 +169,47 @@ def test_swapped_rows_take_another_sessions_code_and_learn_to_keep_its_colours(p
     assert "g_retention" in trainer.adversarial_step(batch)
 
 
+def test_the_silhouette_head_learns_real_masks_and_pulls_the_painting_onto_the_targets_silhouette(
+    pairs, features
+) -> None:
+    batch = ReferenceSampler(pairs, swap_fraction=0.5).batch(
+        torch.arange(8), torch.Generator().manual_seed(5), torch.device("cpu")
+    )
+    masks = batch.image_masks
+    certain = torch.where(masks, 20.0, -20.0).float()
+    assert silhouette_loss(certain, masks).item() < 1e-6
+    assert silhouette_loss(-certain, masks).item() > 10.0
+
+    without = CpuRecipeTrainer(TINY_SPATIAL, Preprocessing(), RECIPE_TRAIN, features=features)
+    assert {"g_silhouette", "s_real"}.isdisjoint(without.reconstruction_step(batch))
+    trainer = CpuRecipeTrainer(
+        TINY_SPATIAL, Preprocessing(), replace(RECIPE_TRAIN, silhouette_weight=1.0), features=features
+    )
+    first = trainer.reconstruction_step(batch)
+    for _ in range(14):
+        last = trainer.reconstruction_step(batch)
+    assert last["s_real"] < 0.7 * first["s_real"]
+    assert last["g_silhouette"] < first["g_silhouette"]
+    assert {"g_silhouette", "s_real"} <= set(trainer.adversarial_step(batch))
+
+
+def test_a_checkpoint_older_than_the_silhouette_head_starts_a_new_run_but_does_not_resume(features) -> None:
+    older = CpuRecipeTrainer(TINY_SPATIAL, Preprocessing(), RECIPE_TRAIN, features=features)
+    state = older.state_dict()
+    del state["silhouette_head"], state["optimiser_s"]
+    trainer = CpuRecipeTrainer(
+        TINY_SPATIAL, Preprocessing(), replace(RECIPE_TRAIN, seed=9, silhouette_weight=1.0), features=features
+    )
+    fresh_head = copy.deepcopy(trainer.silhouette_head.state_dict())
+    trainer.adopt_state_dict(state)
+    for name, tensor in older.networks.state_dict().items():
+        assert torch.equal(trainer.networks.state_dict()[name], tensor), name
+    for name, tensor in fresh_head.items():
+        assert torch.equal(trainer.silhouette_head.state_dict()[name], tensor), name
+    with pytest.raises(KeyError, match="silhouette_head"):
+        trainer.load_state_dict(state)
+
+
 def test_cpu_recipe_runs_resume_to_the_weights_of_one_uninterrupted_run(
     sim_dataset: Path, tmp_path: Path
 ) -> None:
@@ -288,6 +331,8 @@ def test_cpu_recipe_settings_are_validated() -> None:
         TrainSettings(recipe="magic")
     with pytest.raises(SettingsError, match=r"swap_fraction must be in \[0, 1\)"):
         TrainSettings(recipe="cpu", reconstruction_steps=10, inversion_steps=0, swap_fraction=1.0)
+    with pytest.raises(SettingsError, match="silhouette_weight must be >= 0"):
+        TrainSettings(recipe="cpu", reconstruction_steps=10, inversion_steps=0, silhouette_weight=-1.0)
 
 
 def test_train_command_runs_the_cpu_recipe(sim_dataset: Path, tmp_path: Path) -> None:

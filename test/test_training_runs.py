@@ -176,6 +176,26 @@ def test_a_checkpoint_of_other_settings_or_data_is_refused(sim_dataset: Path, tm
         )
 
 
+def test_a_checkpoint_older_than_a_training_setting_resumes_with_that_setting_at_its_default(
+    sim_dataset: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    paused = replace(RESUME_PLAN, schedule=replace(RESUME_PLAN.schedule, max_seconds=1e-9))
+    train_model(sim_dataset, tmp_path / "m", paused, run_directory=run, progress=False)
+    (checkpoint,) = list_checkpoints(run / CHECKPOINTS_DIRECTORY)
+    state_file = checkpoint.directory / STATE_FILE
+    document = json.loads(state_file.read_text())
+    train = document["state"]["dict"]["identity"]["dict"]["plan"]["dict"]["train"]["dict"]
+    del train["silhouette_weight"]
+    state_file.write_text(json.dumps(document))
+
+    later = replace(paused, train=replace(paused.train, silhouette_weight=1.0))
+    with pytest.raises(CheckpointError, match=r"other settings: train\.silhouette_weight"):
+        train_model(sim_dataset, tmp_path / "m", later, run_directory=run, resume=True, progress=False)
+    train_model(sim_dataset, tmp_path / "m", paused, run_directory=run, resume=True, progress=False)
+    assert list_checkpoints(run / CHECKPOINTS_DIRECTORY)[-1].step > checkpoint.step
+
+
 def test_non_finite_losses_stop_the_run_and_keep_the_last_good_checkpoint(
     sim_dataset: Path, tmp_path: Path
 ) -> None:

@@ -52,6 +52,9 @@ MOVED_DILATION = 5
 """Pixels: the moved region grows by this much so the edges of a moved arm count as moved."""
 HEATMAP_FEATURE = 2
 """The 1/8-resolution features (the heatmap grid of a 12x16 model) feed the heatmap head."""
+SILHOUETTE_FEATURES = (1, 2)
+"""The 1/4- and 1/8-resolution features feed the silhouette head, which answers at 1/4 (24x32
+for a 96x128 image): fine enough to tell a stranger's shoulders from the photo's."""
 MULTISCALE_FACTORS = (2, 4)
 HEATMAP_CHANGE = 0.1
 """Without person masks: a change of the normalised heatmap ([-1, 1]) above this counts as moved."""
@@ -223,12 +226,38 @@ class HeatmapHead(nn.Module):
         return torch.tanh(self.net(feature))
 
 
+class SilhouetteHead(nn.Module):
+    """Reads the person's silhouette (logits) back from an image's frozen features."""
+
+    def __init__(self, width: int = 64) -> None:
+        super().__init__()
+        channels = sum(FEATURE_CHANNELS[index] for index in SILHOUETTE_FEATURES)
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1),
+            nn.LeakyReLU(SLOPE),
+            nn.Conv2d(width, 1, 3, padding=1),
+        )
+
+    def forward(self, features: list[Tensor]) -> Tensor:
+        fine, coarse = (features[index] for index in SILHOUETTE_FEATURES)
+        coarse = functional.interpolate(coarse, size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        return self.net(torch.cat([fine, coarse], 1))
+
+
+def silhouette_loss(logits: Tensor, masks: Tensor) -> Tensor:
+    """BCE between silhouette logits and the person masks averaged down to their grid."""
+    target = functional.adaptive_avg_pool2d(masks.to(logits.dtype), logits.shape[-2:])
+    return functional.binary_cross_entropy_with_logits(logits, target)
+
+
 class CpuRecipeTrainer(CheckpointedTrainer):
     """Reconstruction steps, then adversarial steps; G and the encoder learn together."""
 
     STATEFUL = (
-        "networks", "ema", "heatmap_head", "discriminator", "optimiser_g", "optimiser_h", "optimiser_d"
+        "networks", "ema", "heatmap_head", "discriminator", "optimiser_g", "optimiser_h", "optimiser_d",
+        "silhouette_head", "optimiser_s",
     )  # fmt: skip
+    NEW_SINCE = ("silhouette_head", "optimiser_s")
     STEP_COUNTERS = ("reconstruction_steps", "gan_steps")
 
     def __init__(
@@ -251,6 +280,8 @@ class CpuRecipeTrainer(CheckpointedTrainer):
         critic_lr = train_config.lr_discriminator
         self.optimiser_h = torch.optim.Adam(self.heatmap_head.parameters(), critic_lr, betas)
         self.optimiser_d = torch.optim.Adam(self.discriminator.parameters(), critic_lr, betas)
+        self.silhouette_head = SilhouetteHead().to(self.device)
+        self.optimiser_s = torch.optim.Adam(self.silhouette_head.parameters(), critic_lr, betas)
         self.reconstruction_steps = 0
         self.gan_steps = 0
         self.inversion_steps = 0
@@ -294,6 +325,10 @@ class CpuRecipeTrainer(CheckpointedTrainer):
         total = l1 + tc.multiscale_weight * multiscale + tc.perceptual_weight * perceptual
         total = total + tc.heatmap_weight * heatmap
         losses = {"l1": l1, "multiscale": multiscale, "perceptual": perceptual, "heatmap": heatmap}
+        if self._reads_silhouettes(batch):
+            silhouette = silhouette_loss(self.silhouette_head(fake_features), batch.image_masks)
+            total = total + tc.silhouette_weight * silhouette
+            losses["silhouette"] = silhouette
         if batch.swapped.any() and batch.image_masks is not None and batch.reference_masks is not None:
             swapped = batch.swapped
             retention = colour_retention(
@@ -306,31 +341,50 @@ class CpuRecipeTrainer(CheckpointedTrainer):
             losses["retention"] = retention
         return losses | {"total": total}
 
-    def _heatmap_head_step(self, batch: PairBatch, real_features: list[Tensor]) -> float:
-        loss = heatmap_reconstruction(batch.heatmaps, self.heatmap_head(real_features), batch.cell_masks)
-        self.optimiser_h.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimiser_h.step()
-        return loss.item()
+    def _reads_silhouettes(self, batch: PairBatch) -> bool:
+        return self.train_config.silhouette_weight > 0.0 and batch.image_masks is not None
+
+    def _head_steps(self, batch: PairBatch, real_features: list[Tensor]) -> dict[str, float]:
+        """The heads that read pose back from a painting learn it on the real frames first."""
+        losses = {
+            "h_real": heatmap_reconstruction(
+                batch.heatmaps, self.heatmap_head(real_features), batch.cell_masks
+            )
+        }
+        optimisers = [self.optimiser_h]
+        if self._reads_silhouettes(batch):
+            losses["s_real"] = silhouette_loss(self.silhouette_head(real_features), batch.image_masks)
+            optimisers.append(self.optimiser_s)
+        for optimiser in optimisers:
+            optimiser.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        for optimiser in optimisers:
+            optimiser.step()
+        return {name: loss.item() for name, loss in losses.items()}
+
+    def _set_critics_learning(self, learning: bool) -> None:
+        """Off while the painter's losses run through them: G's step must not move its judges."""
+        for critic in (self.discriminator, self.heatmap_head, self.silhouette_head):
+            critic.requires_grad_(learning)
 
     def reconstruction_step(self, batch: PairBatch) -> dict[str, float]:
         with torch.no_grad():
             real_features = self.features(batch.images)
-        head_loss = self._heatmap_head_step(batch, real_features)
+        head_losses = self._head_steps(batch, real_features)
         fakes = self._paint(batch)
-        self.heatmap_head.requires_grad_(False)
+        self._set_critics_learning(False)
         losses = self._reconstruction_losses(batch, fakes, self.features(fakes), real_features)
-        self.heatmap_head.requires_grad_(True)
+        self._set_critics_learning(True)
         self._painter_step(losses["total"])
         self.reconstruction_steps += 1
         self._update_ema(self.reconstruction_steps)
-        return {f"g_{name}": value.item() for name, value in losses.items()} | {"h_real": head_loss}
+        return {f"g_{name}": value.item() for name, value in losses.items()} | head_losses
 
     def adversarial_step(self, batch: PairBatch) -> dict[str, float]:
         tc = self.train_config
         with torch.no_grad():
             real_features = self.features(batch.images)
-        head_loss = self._heatmap_head_step(batch, real_features)
+        head_losses = self._head_steps(batch, real_features)
         fakes = self._paint(batch)
         fake_features = self.features(fakes)
         real_scores = self.discriminator(real_features, batch.heatmaps)
@@ -339,21 +393,22 @@ class CpuRecipeTrainer(CheckpointedTrainer):
         self.optimiser_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.optimiser_d.step()
-        self.discriminator.requires_grad_(False)
-        self.heatmap_head.requires_grad_(False)
+        self._set_critics_learning(False)
         losses = self._reconstruction_losses(batch, fakes, fake_features, real_features)
         adversarial = generator_hinge(self.discriminator(fake_features, batch.heatmaps))
         total = tc.reconstruction_weight * losses["total"] + tc.adversarial_weight * adversarial
-        self.discriminator.requires_grad_(True)
-        self.heatmap_head.requires_grad_(True)
+        self._set_critics_learning(True)
         self._painter_step(total)
         self.gan_steps += 1
         self._update_ema(self.steps_done)
-        return {f"g_{name}": value.item() for name, value in losses.items()} | {
-            "h_real": head_loss,
-            "d_loss": d_loss.item(),
-            "g_adv": adversarial.item(),
-        }
+        return (
+            {f"g_{name}": value.item() for name, value in losses.items()}
+            | head_losses
+            | {
+                "d_loss": d_loss.item(),
+                "g_adv": adversarial.item(),
+            }
+        )
 
     def _painter_step(self, loss: Tensor) -> None:
         self.optimiser_g.zero_grad(set_to_none=True)

@@ -322,7 +322,7 @@ class _Run:
 
     def _restore(self, directory: Path) -> None:
         state = load_checkpoint(directory)
-        identity = state.get("identity") if isinstance(state, dict) else None
+        identity = _with_newer_defaults(state.get("identity") if isinstance(state, dict) else None)
         if identity != self._identity():
             raise CheckpointError(f"{directory}: {_identity_difference(identity, self._identity())}")
         try:
@@ -427,6 +427,16 @@ class _Run:
         if self.teacher is not None:
             return self.teacher.bank
         return bank_from_sessions(bundle, self.pairs, self.reader.sessions)
+
+
+def _with_newer_defaults(identity: Any) -> Any:
+    """A checkpoint's identity with the training settings added since it was written at their
+    defaults: a setting is added with a default that computes what the code did before it."""
+    plan = identity.get("plan") if isinstance(identity, dict) else None
+    if not isinstance(plan, dict) or not isinstance(plan.get("train"), dict):
+        return identity
+    defaults = {k: v for k, v in asdict(TrainConfig()).items() if k not in NOT_IN_FINGERPRINT}
+    return identity | {"plan": plan | {"train": defaults | plan["train"]}}
 
 
 def _identity_difference(found: Any, expected: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ COLUMNS = (
     "step", "phase", "phase_step", "elapsed_s", "steps_per_s",
     "d_loss", "d_adv", "d_rec", "r1", "g_loss", "g_rec", "g_distil", "e_loss", "e_l1", "e_distil",
     "g_total", "g_l1", "g_multiscale", "g_perceptual", "g_heatmap", "h_real", "g_adv",
-    "g_retention",
+    "g_retention", "g_silhouette", "s_real",
 )  # fmt: skip
 """Fixed so the CSV header never changes mid-file; a phase leaves the other phase's columns empty."""
 PLOTTED = (
@@ -38,6 +38,7 @@ PLOTTED = (
     ("cpu recipe: heatmap read back, painted / real", ("g_heatmap", "h_real")),
     ("cpu recipe: projected GAN, G / D", ("g_adv", "d_loss")),
     ("cpu recipe: swapped appearances, colour kept (L1)", ("g_retention",)),
+    ("cpu recipe: silhouette read back (BCE), painted / real", ("g_silhouette", "s_real")),
 )
 """A panel is drawn when its first loss was logged: `d_loss` is the GAN recipe's too."""
 

@@ -72,6 +72,7 @@ class TrainSettings:
     adversarial_weight: float = TrainConfig.adversarial_weight
     swap_fraction: float = TrainConfig.swap_fraction
     retention_weight: float = TrainConfig.retention_weight
+    silhouette_weight: float = TrainConfig.silhouette_weight
     heatmap_noise: float = TrainConfig.heatmap_noise
     seed: int = TrainConfig.seed
     normalisation: str = Normalisation.mode
@@ -156,8 +157,9 @@ class TrainSettings:
             raise SettingsError(f"moved_weight must be >= 1, got {self.moved_weight}")
         if not 0.0 <= self.swap_fraction < 1.0:
             raise SettingsError(f"swap_fraction must be in [0, 1), got {self.swap_fraction}")
-        if self.retention_weight < 0.0:
-            raise SettingsError(f"retention_weight must be >= 0, got {self.retention_weight}")
+        for name in ("retention_weight", "silhouette_weight"):
+            if getattr(self, name) < 0.0:
+                raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     def model_config(self, heatmap_size: tuple[int, int]) -> ModelConfig:
         return named_config(self.model, heatmap_size)

@@ -84,6 +84,11 @@ class TrainConfig:
     retention_weight: float = 1.0
     """CPU recipe: L1 between the mean colours of person and room painted in a swapped row and
     those of the photo its code came from (needs person masks; 0 without)."""
+    silhouette_weight: float = 0.0
+    """CPU recipe: BCE between the target's person mask and the silhouette read back from the
+    painted frame, on every row (needs person masks). The heatmap loss sees the pose on the 12x16
+    grid only; a swapped row painted with the photo's narrower person, the room filling the rest
+    of a stranger's silhouette, passes it and keeps the wrong colours there."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -98,6 +103,9 @@ class CheckpointedTrainer:
     random generator and the step counters, under the same keys in every checkpoint."""
 
     STATEFUL: tuple[str, ...] = ()
+    NEW_SINCE: tuple[str, ...] = ()
+    """Of `STATEFUL`, critics that learn from real frames alone and were added after runs that a
+    new run may start from (`--init-from`); `--resume` still needs every part."""
     STEP_COUNTERS: tuple[str, ...] = ()
 
     def __init__(
@@ -129,7 +137,11 @@ class CheckpointedTrainer:
 
     def adopt_state_dict(self, state: dict[str, Any]) -> None:
         """Another run's weights, optimiser moments and step counts under this run's settings:
-        its learning rates and betas, and its own noise generator (fine-tuning)."""
+        its learning rates and betas, and its own noise generator (fine-tuning). Parts in
+        `NEW_SINCE` that the other run's checkpoint predates start fresh."""
+        state = state | {
+            name: getattr(self, name).state_dict() for name in self.NEW_SINCE if name not in state
+        }
         own_rng = self.generator_rng.get_state()
         optimisers = [getattr(self, name) for name in self.STATEFUL if name.startswith("optimiser")]
         settings = [[(group["lr"], group["betas"]) for group in o.param_groups] for o in optimisers]
