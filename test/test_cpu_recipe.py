@@ -16,6 +16,7 @@ import torch
 from conftest import BIN
 from model_fixtures import TINY_CONFIG
 from safetensors.torch import load_file
+from torch import Tensor
 
 from thermal_synth.dataset.pairs import load_pairs
 from thermal_synth.dataset.shards import HeatmapRecipe, ShardReader
@@ -193,6 +194,39 @@ def test_the_silhouette_head_learns_real_masks_and_pulls_the_painting_onto_the_t
     assert {"g_silhouette", "s_real"} <= set(trainer.adversarial_step(batch))
 
 
+def test_colour_jitter_recolours_target_and_reference_of_a_row_alike(pairs, features) -> None:
+    batch = ReferenceSampler(pairs).batch(
+        torch.arange(6), torch.Generator().manual_seed(6), torch.device("cpu")
+    )
+    plain = CpuRecipeTrainer(TINY_SPATIAL, Preprocessing(), RECIPE_TRAIN, features=features)
+    assert plain._recoloured(batch) is batch
+    jitter = 0.2
+    trainer = CpuRecipeTrainer(
+        TINY_SPATIAL, Preprocessing(), replace(RECIPE_TRAIN, colour_jitter=jitter), features=features
+    )
+    recoloured = trainer._recoloured(batch)
+    assert torch.equal(recoloured.heatmaps, batch.heatmaps)
+    unclipped = (
+        (batch.images > -0.5) & (batch.images < 0.5) & (batch.references > -0.5) & (batch.references < 0.5)
+    )
+
+    def gains(before: Tensor, after: Tensor) -> Tensor:
+        """Per row and channel: the median ratio of (x + 1) after and before, over unclipped pixels."""
+        ratio = (after + 1.0) / (before + 1.0)
+        return torch.stack(
+            [
+                torch.stack([r[c][m[c]].median() for c in range(3)])
+                for r, m in zip(ratio, unclipped, strict=True)
+            ]
+        )
+
+    target_gains = gains(batch.images, recoloured.images)
+    assert torch.allclose(target_gains, gains(batch.references, recoloured.references), atol=1e-4)
+    assert ((target_gains - 1.0).abs() <= jitter + 1e-4).all()
+    assert (target_gains - 1.0).abs().max() > jitter / 4, "gains are drawn, not all one"
+    assert target_gains.std(0).min() > 0, "each row draws its own"
+
+
 def test_a_checkpoint_older_than_the_silhouette_head_starts_a_new_run_but_does_not_resume(features) -> None:
     older = CpuRecipeTrainer(TINY_SPATIAL, Preprocessing(), RECIPE_TRAIN, features=features)
     state = older.state_dict()
@@ -331,6 +365,8 @@ def test_cpu_recipe_settings_are_validated() -> None:
         TrainSettings(recipe="magic")
     with pytest.raises(SettingsError, match=r"swap_fraction must be in \[0, 1\)"):
         TrainSettings(recipe="cpu", reconstruction_steps=10, inversion_steps=0, swap_fraction=1.0)
+    with pytest.raises(SettingsError, match=r"colour_jitter must be in \[0, 1\)"):
+        TrainSettings(recipe="cpu", reconstruction_steps=10, inversion_steps=0, colour_jitter=1.0)
     with pytest.raises(SettingsError, match="silhouette_weight must be >= 0"):
         TrainSettings(recipe="cpu", reconstruction_steps=10, inversion_steps=0, silhouette_weight=-1.0)
 

@@ -27,7 +27,7 @@ Everything a run needs to continue bit for bit is in `state_dict()`, as for the 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -367,7 +367,22 @@ class CpuRecipeTrainer(CheckpointedTrainer):
         for critic in (self.discriminator, self.heatmap_head, self.silhouette_head):
             critic.requires_grad_(learning)
 
+    def _recoloured(self, batch: PairBatch) -> PairBatch:
+        """Each row's target and reference under one random colour gain per channel (`colour_jitter`):
+        outfits and rooms the training set never showed, whose colours only the code can tell."""
+        jitter = self.train_config.colour_jitter
+        if jitter == 0.0:
+            return batch
+        draws = torch.rand((len(batch.images), 3, 1, 1), generator=self.generator_rng)
+        gains = (1.0 + jitter * (2.0 * draws - 1.0)).to(self.device)
+
+        def recolour(images: Tensor) -> Tensor:
+            return ((images + 1.0) * gains - 1.0).clamp(-1.0, 1.0)
+
+        return replace(batch, images=recolour(batch.images), references=recolour(batch.references))
+
     def reconstruction_step(self, batch: PairBatch) -> dict[str, float]:
+        batch = self._recoloured(batch)
         with torch.no_grad():
             real_features = self.features(batch.images)
         head_losses = self._head_steps(batch, real_features)
@@ -381,6 +396,7 @@ class CpuRecipeTrainer(CheckpointedTrainer):
         return {f"g_{name}": value.item() for name, value in losses.items()} | head_losses
 
     def adversarial_step(self, batch: PairBatch) -> dict[str, float]:
+        batch = self._recoloured(batch)
         tc = self.train_config
         with torch.no_grad():
             real_features = self.features(batch.images)

@@ -73,6 +73,7 @@ class TrainSettings:
     swap_fraction: float = TrainConfig.swap_fraction
     retention_weight: float = TrainConfig.retention_weight
     silhouette_weight: float = TrainConfig.silhouette_weight
+    colour_jitter: float = TrainConfig.colour_jitter
     heatmap_noise: float = TrainConfig.heatmap_noise
     seed: int = TrainConfig.seed
     normalisation: str = Normalisation.mode
@@ -160,6 +161,8 @@ class TrainSettings:
         for name in ("retention_weight", "silhouette_weight"):
             if getattr(self, name) < 0.0:
                 raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.colour_jitter < 1.0:
+            raise SettingsError(f"colour_jitter must be in [0, 1), got {self.colour_jitter}")
 
     def model_config(self, heatmap_size: tuple[int, int]) -> ModelConfig:
         return named_config(self.model, heatmap_size)
