@@ -48,7 +48,7 @@ from thermal_synth.evaluation.fid import (
     frechet_distance,
     inception_weights_path,
 )
-from thermal_synth.evaluation.metrics import appearance_retention, evenly_spread
+from thermal_synth.evaluation.metrics import appearance_retention, evenly_spread, stranger_colour_kept
 from thermal_synth.evaluation.run import (
     MAX_PRODUCT_PATH_SESSIONS,
     PRODUCT_PATH_FRAMES,
@@ -199,6 +199,23 @@ def test_the_segmenter_finds_the_real_person_and_nothing_in_an_empty_room(sim_da
         assert segment_with(backgrounds, rows, empty).mean() < 0.02, split
 
 
+def test_stranger_colour_kept_counts_paintings_nearer_their_own_photo_over_distinct_pairs() -> None:
+    photos = np.array([[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9], [0.1, 0.1, 0.92]])
+    faithful = np.repeat(photos[:, None], 4, axis=1)
+    assert stranger_colour_kept(photos, faithful) == (1.0, 10)  # 2 and 3 look alike: 12 - 2 pairs
+    strangers_own = np.repeat(photos[None], 4, axis=0)
+    assert stranger_colour_kept(photos, strangers_own) == (0.0, 10)
+    half = faithful.copy()
+    half[0] = photos  # code 0 paints every stranger in their own colours
+    kept, pairs = stranger_colour_kept(photos, half)
+    assert (kept, pairs) == (pytest.approx(7 / 10), 10)
+    faithful[1, 0] = np.nan  # session 0's frame shows no person
+    assert stranger_colour_kept(photos, faithful) == (1.0, 9)
+    assert stranger_colour_kept(photos[:1], faithful[:1, :1]) == (None, 0)
+    with pytest.raises(ValueError, match=r"\(S, S, 3\) painted"):
+        stranger_colour_kept(photos, faithful[:, :2])
+
+
 def test_appearance_retention_counts_cells_nearest_their_own_source() -> None:
     sources = np.array([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9], [0.1, 0.9, 0.1]])
     faithful = appearance_retention(np.repeat(sources[:, None], 4, axis=1), sources)
@@ -298,6 +315,8 @@ def test_a_dataset_without_person_masks_reports_why_silhouettes_are_missing(
     assert metrics["appearance_retention"] is None
     assert "person_mask" in metrics["unavailable"]["silhouette_iou"]
     assert "person_mask" in metrics["unavailable"]["appearance_retention"]
+    assert (metrics["appearance_kept_on_strangers"], metrics["appearance_stranger_pairs"]) == (None, 0)
+    assert "person_mask" in metrics["unavailable"]["appearance_kept_on_strangers"]
     product_path = metrics["product_path"]
     assert product_path["pose_gain"] is None
     assert product_path["motion_gain"] is None
@@ -337,8 +356,13 @@ def test_eval_command_writes_the_report(tiny_model: Path, sim_dataset: Path, tmp
     appearances = {appearance_name(s) for s in reader.sessions if s.split == "test"}
     assert metrics["appearance_codes"] == len(appearances)
     assert metrics["appearance_retention"] is not None
-    product_path = metrics["product_path"]
     test_sessions = sum(s.split == "test" for s in reader.sessions)
+    assert 0 < metrics["appearance_stranger_pairs"] <= test_sessions * (test_sessions - 1)
+    assert 0.0 <= metrics["appearance_kept_on_strangers"] <= 1.0
+    assert (
+        "| appearance kept on strangers (pairs of sessions, chance 0.5) |" in (out / "report.md").read_text()
+    )
+    product_path = metrics["product_path"]
     assert (product_path["sessions"], product_path["frames"]) == (
         test_sessions,
         reader.counts["test"] - test_sessions,

@@ -109,6 +109,40 @@ def appearance_retention(cell_colours: np.ndarray, source_colours: np.ndarray) -
     return AppearanceRetention(np.sqrt((differences**2).sum(-1)))
 
 
+STRANGER_MIN_DIFFERENCE = 0.05
+"""RGB distance on [0, 1] under which two photos' person colours count as one: such a pair cannot
+say whose colours a painting kept."""
+
+
+def stranger_colour_kept(
+    photo_colours: np.ndarray, painted_colours: np.ndarray, min_difference: float = STRANGER_MIN_DIFFERENCE
+) -> tuple[float | None, int]:
+    """Does an appearance keep its colours on a stranger's body? (share, pairs counted)
+
+    photo_colours (S, 3): each session's photo, mean colour of the person; painted_colours
+    (S, S, 3): session a's code painted in a frame of session b, mean colour inside b's true person
+    mask (NaN where b's frame shows no person). Of the ordered pairs a != b whose photos differ by
+    `min_difference` or more, the share whose painting is nearer a's photo than b's (chance 0.5).
+    The grid's appearance retention asks this of 4 codes x 6 poses, 24 cells; this asks it of every
+    pair of sessions, against the colour a wrong painting would take: the stranger's own.
+    """
+    count = len(photo_colours)
+    if photo_colours.shape != (count, 3) or painted_colours.shape != (count, count, 3):
+        raise ValueError(
+            f"expected (S, 3) photo and (S, S, 3) painted colours, "
+            f"got {photo_colours.shape} and {painted_colours.shape}"
+        )
+    own = np.linalg.norm(painted_colours - photo_colours[:, None, :], axis=-1)
+    stranger = np.linalg.norm(painted_colours - photo_colours[None, :, :], axis=-1)
+    apart = np.linalg.norm(photo_colours[:, None, :] - photo_colours[None, :, :], axis=-1)
+    counted = (
+        (apart >= min_difference) & ~np.eye(count, dtype=bool) & np.isfinite(own) & np.isfinite(stranger)
+    )
+    if not counted.any():
+        return None, 0
+    return float((own < stranger)[counted].mean()), int(counted.sum())
+
+
 BLEND_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 """Steps of an appearance switch the blends figure paints."""
 

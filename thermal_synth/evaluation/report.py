@@ -52,6 +52,7 @@ ROWS = (
     Row("appearance_distance", "appearance distance to own source", 3),
     Row("appearance_distance_other", "appearance distance to other sources", 3),
     Row("appearance_retention", "appearance retention", 2),
+    Row("appearance_kept_on_strangers", "appearance kept on strangers (pairs of sessions, chance 0.5)", 3),
 )
 
 

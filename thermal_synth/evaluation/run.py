@@ -34,6 +34,7 @@ from thermal_synth.engine.inference import (
 from thermal_synth.evaluation.fid import InceptionFeatures, frechet_distance
 from thermal_synth.evaluation.metrics import (
     BLEND_FRACTIONS,
+    NO_MASKS_REASON,
     TARGETS,
     Disentanglement,
     Evaluation,
@@ -44,6 +45,7 @@ from thermal_synth.evaluation.metrics import (
     finite_or_none,
     mean_person_colour,
     product_path_metrics,
+    stranger_colour_kept,
     target_met,
 )
 from thermal_synth.evaluation.report import write_report
@@ -59,6 +61,8 @@ SILHOUETTE_KEYS = ("silhouette_iou", "silhouette_iou_product", "silhouette_iou_c
 PRIOR_SAMPLE_CODES = "z ~ N(0, I)"
 SPATIAL_SAMPLE_CODES = "z = the code of another session's photo"
 """What G(h, z) paints: a spatial-code model has no prior to draw codes from."""
+MAX_STRANGER_SESSIONS = 50
+"""Sessions whose codes are each painted in every one's pose: 2,450 paintings of ordered pairs."""
 MAX_PRODUCT_PATH_SESSIONS = 4
 PRODUCT_PATH_FRAMES = 5
 """Frames of a session the product-path figure shows beside its photo."""
@@ -166,6 +170,8 @@ def measure(
     product_path, product_frames, painted = _product_path(
         bundle, pairs, raw, reader.sessions, config, device=device, precision=precision, progress=progress
     )
+    unavailable: dict[str, str] = {}
+    strangers = _strangers(bundle, pairs, raw, unavailable, device=device, precision=precision)
     timings["product_path_s"] = time.perf_counter() - clock
     product = _product_for_rows(pairs.sessions, rows, painted, reconstructions)
     real = raw["rgb"][rows]
@@ -179,7 +185,6 @@ def measure(
     timings["fid_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    unavailable: dict[str, str] = {}
     if not config.fid:
         for key in FID_KEYS:
             unavailable[key] = "skipped (--no-fid)"
@@ -224,6 +229,7 @@ def measure(
         "sample_codes": SPATIAL_SAMPLE_CODES if bundle.config.spatial_code else PRIOR_SAMPLE_CODES,
         **silhouettes,
         **_appearance_metrics(disentanglement, has_masks, unavailable),
+        **strangers,
         "product_path": product_path.values(),
         "unavailable": unavailable,
         "timings_s": {name: round(seconds, 3) for name, seconds in timings.items()},
@@ -379,6 +385,56 @@ def _product_path(
         painted_shown.append(painted[frames[chosen]])
     labels = [session_label(sessions[session_ids[session]]) for session in shown]
     return metrics, ProductPathFrames(labels, photos[shown], positions, real, painted_shown), painted
+
+
+@torch.inference_mode()
+def _strangers(
+    bundle: ModelBundle,
+    pairs: PairTensors,
+    raw: dict[str, np.ndarray],
+    unavailable: dict[str, str],
+    *,
+    device: torch.device,
+    precision: str,
+) -> dict[str, Any]:
+    """The photo code of each of up to MAX_STRANGER_SESSIONS sessions painted in the middle frame of
+    each of them, as `codes add` and the synthesis node would (`stranger_colour_kept`)."""
+    if "person_mask" not in raw:
+        unavailable["appearance_kept_on_strangers"] = NO_MASKS_REASON
+        return {"appearance_kept_on_strangers": None, "appearance_stranger_pairs": 0}
+    masks = raw["person_mask"]
+    photo_rows, _ = session_photo_rows(pairs.sessions, np.arange(len(pairs)))
+    photo_rows = photo_rows[evenly_spread(len(photo_rows), MAX_STRANGER_SESSIONS)]
+    poses = []
+    for row in photo_rows:
+        rows = np.flatnonzero(pairs.sessions == pairs.sessions[row])
+        poses.append(rows[len(rows) // 2])
+    heatmaps = pairs.heatmaps[torch.tensor(poses)].to(device)
+    codes = bundle.networks.encoder(to_tensor_images(raw["rgb"][photo_rows], device))
+    painted_colours = np.stack(
+        [
+            [
+                mean_person_colour(image[None], mask[None])
+                for image, mask in zip(
+                    to_uint8(
+                        paint_codes(
+                            bundle.networks.generator, code.expand(len(poses), -1), heatmaps, precision
+                        )
+                    ),
+                    masks[poses],
+                    strict=True,
+                )
+            ]
+            for code in codes
+        ]
+    )
+    photo_colours = np.stack([mean_person_colour(raw["rgb"][[row]], masks[[row]]) for row in photo_rows])
+    kept, counted = stranger_colour_kept(photo_colours, painted_colours)
+    if kept is None:
+        unavailable["appearance_kept_on_strangers"] = (
+            f"no two of the split's {len(photo_rows)} session photos differ in the person's colour"
+        )
+    return {"appearance_kept_on_strangers": kept, "appearance_stranger_pairs": counted}
 
 
 def _fids(evaluation: Evaluation, features: InceptionFeatures, *, progress: bool) -> dict[str, float | None]:
@@ -550,7 +606,7 @@ def _appearance_metrics(
         "appearance_retention_chance": 1.0 / len(grid.code_names) if len(grid.code_names) >= 2 else None,
     }
     if not has_masks:
-        reason = "the dataset has no person_mask field to say which pixels are the person"
+        reason = NO_MASKS_REASON
         for name in ("appearance_distance", "appearance_distance_other", "appearance_retention"):
             unavailable[name] = reason
     elif len(grid.code_names) < 2:
