@@ -411,23 +411,13 @@ def _strangers(
         poses.append(rows[len(rows) // 2])
     heatmaps = pairs.heatmaps[torch.tensor(poses)].to(device)
     codes = bundle.networks.encoder(to_tensor_images(raw["rgb"][photo_rows], device))
-    painted_colours = np.stack(
-        [
-            [
-                mean_person_colour(image[None], mask[None])
-                for image, mask in zip(
-                    to_uint8(
-                        paint_codes(
-                            bundle.networks.generator, code.expand(len(poses), -1), heatmaps, precision
-                        )
-                    ),
-                    masks[poses],
-                    strict=True,
-                )
-            ]
-            for code in codes
-        ]
-    )
+    painted_colours = np.empty((len(codes), len(poses), 3))
+    for code_index, code in enumerate(codes):
+        painted = to_uint8(
+            paint_codes(bundle.networks.generator, code.expand(len(poses), -1), heatmaps, precision)
+        )
+        for pose_index, pose in enumerate(poses):
+            painted_colours[code_index, pose_index] = mean_person_colour(painted[[pose_index]], masks[[pose]])
     photo_colours = np.stack([mean_person_colour(raw["rgb"][[row]], masks[[row]]) for row in photo_rows])
     kept, counted = stranger_colour_kept(photo_colours, painted_colours)
     if kept is None:
