@@ -86,9 +86,8 @@ class TrainConfig:
     those of the photo its code came from (needs person masks; 0 without)."""
     colour_jitter: float = 0.0
     """CPU recipe: each row's target and reference frames get one random gain per colour channel
-    in [1 - jitter, 1 + jitter]. The simulated rig has a few dozen outfits and rooms; without it
-    the painter learns to recognise them (held-out FID rises with more steps) instead of reading
-    the colours from the code."""
+    in [1 - jitter, 1 + jitter]: outfits and rooms the simulated rig's few dozen never showed, so
+    the painter must read colours from the code rather than recognise an outfit it has seen."""
     silhouette_weight: float = 0.0
     """CPU recipe: BCE between the target's person mask and the silhouette read back from the
     painted frame, on every row (needs person masks). The heatmap loss sees the pose on the 12x16
