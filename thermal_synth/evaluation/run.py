@@ -596,9 +596,8 @@ def _appearance_metrics(
         "appearance_retention_chance": 1.0 / len(grid.code_names) if len(grid.code_names) >= 2 else None,
     }
     if not has_masks:
-        reason = NO_MASKS_REASON
         for name in ("appearance_distance", "appearance_distance_other", "appearance_retention"):
-            unavailable[name] = reason
+            unavailable[name] = NO_MASKS_REASON
     elif len(grid.code_names) < 2:
         reason = f"the split has {len(grid.code_names)} appearance(s); comparing needs at least 2"
         for name in ("appearance_distance_other", "appearance_retention"):

@@ -80,7 +80,7 @@ class TrainingPlan:
 
         The distillation section exists only when distilling, so checkpoints of ordinary runs
         written before distillation existed still resume."""
-        train = {k: v for k, v in asdict(self.train).items() if k not in NOT_IN_FINGERPRINT}
+        train = _train_fingerprint(self.train)
         normalisation = asdict(self.normalisation)
         fingerprint = {"model": self.model.to_json(), "train": train, "normalisation": normalisation}
         if self.recipe != "gan":
@@ -435,8 +435,11 @@ def _with_newer_defaults(identity: Any) -> Any:
     plan = identity.get("plan") if isinstance(identity, dict) else None
     if not isinstance(plan, dict) or not isinstance(plan.get("train"), dict):
         return identity
-    defaults = {k: v for k, v in asdict(TrainConfig()).items() if k not in NOT_IN_FINGERPRINT}
-    return identity | {"plan": plan | {"train": defaults | plan["train"]}}
+    return identity | {"plan": plan | {"train": _train_fingerprint(TrainConfig()) | plan["train"]}}
+
+
+def _train_fingerprint(train: TrainConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(train).items() if k not in NOT_IN_FINGERPRINT}
 
 
 def _identity_difference(found: Any, expected: dict[str, Any]) -> str:
