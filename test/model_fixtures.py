@@ -7,9 +7,11 @@ directory must work on a copy (`copy_model`).
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from thermal_synth.model.config import ModelConfig
+from thermal_synth.model.recipe import HeatmapRecipe
 from thermal_synth.sim.simulate import SimConfig, generate
 from thermal_synth.training.run import TrainingPlan, train_model
 from thermal_synth.training.trainer import TrainConfig
@@ -23,8 +25,11 @@ TINY_CONFIG = ModelConfig(
 TINY_PLAN = TrainingPlan(TINY_CONFIG, gan_steps=8, inversion_steps=4, train=TrainConfig(batch_size=8, seed=5))
 
 
-def make_sim_dataset(out: Path, pairs: int = 120, seed: int = 11) -> Path:
-    generate(SimConfig(pairs=pairs, seed=seed, frames_per_session=12), out, progress=False)
+def make_sim_dataset(
+    out: Path, pairs: int = 120, seed: int = 11, recipe: HeatmapRecipe | None = None
+) -> Path:
+    config = SimConfig(pairs=pairs, seed=seed, frames_per_session=12)
+    generate(config if recipe is None else replace(config, recipe=recipe), out, progress=False)
     return out
 
 

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import BIN
-from model_fixtures import TINY_CONFIG
+from model_fixtures import TINY_CONFIG, make_sim_dataset
 from safetensors.torch import load_file
 from torch import Tensor
 
+from thermal_synth.common.json_files import file_sha256
 from thermal_synth.dataset.pairs import load_pairs
 from thermal_synth.dataset.shards import HeatmapRecipe, ShardReader
 from thermal_synth.engine.inference import AppearanceTransition, blend_codes
@@ -318,6 +319,68 @@ def test_a_new_run_starts_from_another_runs_checkpoint_with_its_own_settings(
         train_model(sim_dataset, tmp_path / "x", other_model, init_from=first.checkpoint, progress=False)
     with pytest.raises(RunDirectoryError, match="pass one of them"):
         train_model(sim_dataset, tmp_path / "y", swapping, resume=True, init_from=first.checkpoint)
+
+
+def _parameters(weights: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Learned tensors only: BatchNorm statistics follow the data even while a network is held."""
+    return {name: t for name, t in weights.items() if "running_" not in name and "num_batches" not in name}
+
+
+def test_a_new_run_starts_from_a_trained_models_painter_on_heatmaps_made_another_way(
+    sim_dataset: Path, tmp_path: Path
+) -> None:
+    schedule = Schedule(log_every=1, sample_every=100, checkpoint_every=100, keep_checkpoints=1)
+    plan = TrainingPlan(
+        TINY_SPATIAL, 0, 0, recipe="cpu", reconstruction_steps=2, train=RECIPE_TRAIN, schedule=schedule
+    )
+    train_model(sim_dataset, tmp_path / "first", plan, progress=False)
+    quantised = make_sim_dataset(tmp_path / "q2", recipe=HeatmapRecipe(quantisation_c=2.0))
+    stored = ShardReader(quantised).load_split("train", ["heatmap"])["heatmap"]
+    assert np.array_equal(stored, np.round(stored / 2.0) * 2.0)
+    assert len(np.unique(stored)) > 3
+
+    held = replace(
+        plan, reconstruction_steps=0, gan_steps=2, train=replace(RECIPE_TRAIN, critic_warmup_steps=2)
+    )
+    warmed = train_model(quantised, tmp_path / "warmed", held, init_from=tmp_path / "first", progress=False)
+    first = load_file(str(tmp_path / "first" / "weights.safetensors"))
+    after_warm_up = load_file(str(tmp_path / "warmed" / "weights.safetensors"))
+    for name, tensor in _parameters(first).items():
+        assert torch.equal(after_warm_up[name], tensor), f"{name} moved while the painter was held"
+    assert warmed.bundle.preprocessing.heatmap.quantisation_c == 2.0
+    origin = warmed.bundle.training.details["initialised_from"]
+    assert origin["model"] == str(tmp_path / "first")
+    assert origin["heatmaps"] == "12x16"
+    assert origin["weights_sha256"] == file_sha256(tmp_path / "first" / "weights.safetensors")
+
+    one_more = replace(held, gan_steps=3)
+    tuned = train_model(quantised, tmp_path / "tuned", one_more, init_from=tmp_path / "first", progress=False)
+    assert tuned.bundle.training.steps_text() == "cpu recipe: 0 reconstruction + 3 adversarial steps"
+    after_step = _parameters(load_file(str(tmp_path / "tuned" / "weights.safetensors")))
+    assert any(not torch.equal(tensor, after_step[name]) for name, tensor in _parameters(first).items())
+
+    other_model = replace(held, model=replace(TINY_SPATIAL, thermal_channels=16))
+    with pytest.raises(CheckpointError, match="its model config differs"):
+        train_model(quantised, tmp_path / "x", other_model, init_from=tmp_path / "first", progress=False)
+    other_normalisation = replace(held, normalisation=Normalisation("fixed", 0.0, 50.0))
+    with pytest.raises(CheckpointError, match="normalisation differs"):
+        train_model(
+            quantised, tmp_path / "y", other_normalisation, init_from=tmp_path / "first", progress=False
+        )
+    with pytest.raises(SettingsError, match="critic_warmup_steps must be >= 0"):
+        TrainSettings(recipe="cpu", model="fast", reconstruction_steps=1, critic_warmup_steps=-1)
+
+
+def test_the_cli_fine_tunes_the_packaged_model_by_name(tmp_path: Path) -> None:
+    """`--init-from default` is the packaged model; its checks run before any step."""
+    quantised = make_sim_dataset(tmp_path / "q2", pairs=40, recipe=HeatmapRecipe(quantisation_c=2.0))
+    result = subprocess.run(
+        [str(BIN / "thermal-synth"), "train", "--config", "sim_cpu_q2", "--init-from", "default",
+         "--data", str(quantised), "--out", str(tmp_path / "m"), "--normalisation", "frame"],
+        check=False, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "cannot start this run: its heatmap normalisation differs" in result.stderr
 
 
 def test_a_spatial_code_model_saves_and_loads_with_its_bank(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import math
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -362,6 +363,8 @@ BAD_ARGUMENTS = [
     (["--pairs", "8", "--test-fraction", "1"], "--test-fraction"),
     (["--pairs", "8", "--rgb-size", "0x320"], "--rgb-size"),
     (["--pairs", "8", "--rgb-size", "big"], "--rgb-size"),
+    (["--pairs", "8", "--quantisation-c", "-2"], "quantisation_c"),
+    (["--pairs", "8", "--noise-c", "nan"], "noise_c"),
 ]
 
 
@@ -453,3 +456,19 @@ def test_the_format_name_is_the_one_existing_datasets_carry(tmp_path: Path) -> N
     writer.close()
     manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
     assert manifest["format"] == "thermal_synth.shards"
+
+
+def test_heatmaps_can_be_made_as_the_driver_publishes_them_with_its_transforms(tmp_path: Path) -> None:
+    """`sim --quantisation-c / --noise-c ...`: a model trained on the result reads the driver's
+    output with those parameters; the manifest says so, and the noise follows the seed."""
+    transforms = ["--quantisation-c", "2", "--noise-c", "0.5", "--relative-temperature"]
+    for name in ("a", "b"):
+        result = thermal_synth("sim", "--pairs", "16", *transforms, "--out", str(tmp_path / name))
+        assert result.returncode == 0, result.stderr
+    reader = ShardReader(tmp_path / "a")
+    assert reader.recipe == HeatmapRecipe(relative_temperature=True, quantisation_c=2.0, noise_c=0.5)
+    arrays = reader.load_split("train", ["thermal", "heatmap"])
+    assert np.array_equal(arrays["heatmap"], np.round(arrays["heatmap"] / 2.0) * 2.0)
+    noiseless = replace(reader.recipe, noise_c=0.0).apply(arrays["thermal"])
+    assert not np.array_equal(arrays["heatmap"], noiseless), "the noise was drawn"
+    assert files_of(tmp_path / "a") == files_of(tmp_path / "b")

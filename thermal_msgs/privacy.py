@@ -108,6 +108,10 @@ def validate_relative_temperature(relative_temperature: bool) -> bool:
     return bool(relative_temperature)
 
 
+GRID_TRANSFORMS = ("relative_temperature", "background_c", "quantisation_c", "noise_c")
+"""The transforms on the downsampled grid: they keep a model's input format (its grid and blur),
+so a model's heatmaps can be made with them, and a model evaluated on them, without a new model."""
+
 _Settings = TypeVar("_Settings", bound="PrivacySettings")
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
+
+from thermal_msgs.privacy import GRID_TRANSFORMS, PrivacySettings
 
 Result = TypeVar("Result")
 
@@ -97,3 +99,51 @@ def run_writing_command(
     except OSError as error:
         print(f"{prog}: error: {error}; nothing was written", file=sys.stderr)
         return 1
+
+
+HEATMAP_TRANSFORMS_HELP = (
+    "heatmap transforms",
+    "make the stored heatmaps as the driver publishes them with these parameters (docs/privacy.md); "
+    "a model trained on them reads that setting, and records it",
+)
+"""Title and description of the transform options of the commands that write datasets."""
+
+
+def add_transform_arguments(parser: argparse.ArgumentParser, title: str, description: str) -> None:
+    """The driver's transforms on the heatmap grid (docs/privacy.md), under the driver's parameter
+    names and defaults, for every command that makes heatmaps as the driver would publish them."""
+    defaults = PrivacySettings()
+    group = parser.add_argument_group(title, description)
+    group.add_argument(
+        "--relative-temperature",
+        action="store_true",
+        help="shift every heatmap so its median cell reads --background-c",
+    )
+    group.add_argument(
+        "--background-c",
+        type=number,
+        default=defaults.background_c,
+        help=f"what the median cell reads with --relative-temperature (default {defaults.background_c:g})",
+    )
+    group.add_argument(
+        "--quantisation-c",
+        type=number,
+        default=defaults.quantisation_c,
+        help="round every cell to a multiple of this step in degrees C (default 0 = off)",
+    )
+    group.add_argument(
+        "--noise-c",
+        type=number,
+        default=defaults.noise_c,
+        help="std in degrees C of Gaussian noise added to every cell before quantisation (default 0 = off)",
+    )
+
+
+def asked_transforms(args: argparse.Namespace) -> dict[str, Any]:
+    """The transform options given a value other than the driver's default, by parameter name."""
+    defaults = PrivacySettings()
+    return {
+        name: getattr(args, name)
+        for name in GRID_TRANSFORMS
+        if getattr(args, name) != getattr(defaults, name)
+    }

@@ -381,6 +381,7 @@ def _write(
         directory,
         records,
         recipe=config.recipe,
+        noise_seed=config.seed,
         ground_truth=() if method == "none" else ("person_mask",),
         shard_size=config.shard_size,
         creator=f"{BUILDER} ({builder_version()})",

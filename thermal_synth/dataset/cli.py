@@ -16,6 +16,9 @@ from pathlib import Path
 from thermal_msgs.privacy import validate_blur_sigma, validate_output_size
 from thermal_synth.common.cli_args import (
     EXIT_INTERRUPTED,
+    HEATMAP_TRANSFORMS_HELP,
+    add_transform_arguments,
+    asked_transforms,
     fraction,
     integer,
     non_negative_int,
@@ -120,6 +123,7 @@ def _add_build(actions: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="with --mask thermal: fixed lower temperature bound (default: room temperature + 3.5 per frame)",
     )
     build_parser.add_argument("--shard-size", type=positive_int, default=512, help="samples per shard file")
+    add_transform_arguments(build_parser, *HEATMAP_TRANSFORMS_HELP)
     build_parser.set_defaults(run=run_build)
     return build_parser
 
@@ -210,7 +214,7 @@ def run_build(args: argparse.Namespace) -> int:
             test_fraction=args.test_fraction,
             seed=args.seed,
             heldout_people=tuple(dict.fromkeys(args.heldout_person)),
-            recipe=HeatmapRecipe(args.heatmap_size, args.blur_sigma),
+            recipe=HeatmapRecipe(args.heatmap_size, args.blur_sigma, **asked_transforms(args)),
             mask=args.mask,
             mask_rule=ThermalMaskRule(args.mask_threshold_c),
             alignment=alignment,

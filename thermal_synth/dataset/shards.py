@@ -133,7 +133,9 @@ class ShardWriter:
         shard_size: int = 512,
         creator: str = "thermal_synth",
         provenance: Mapping[str, Any] | None = None,
+        noise_seed: int = 0,
     ) -> None:
+        """`noise_seed`: draws the recipe's noise (`noise_c`), one draw per stored heatmap."""
         if shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {shard_size}")
         self.directory = Path(directory)
@@ -141,6 +143,7 @@ class ShardWriter:
             raise FileExistsError(f"{self.directory} is not empty")
         self.sessions = tuple(sessions)
         self.recipe = recipe
+        self._noise = np.random.default_rng(noise_seed)
         self.pose_names = tuple(pose_names)
         self.fields = field_specs(recipe, ground_truth, len(self.pose_names))
         self.shard_size = shard_size
@@ -208,7 +211,7 @@ class ShardWriter:
         arrays: dict[str, np.ndarray] = {}
         for name, spec in self.fields.items():
             if name == "heatmap":
-                arrays[name] = self.recipe.apply(arrays["thermal"])
+                arrays[name] = self.recipe.apply(arrays["thermal"], self._noise)
             else:
                 arrays[name] = np.asarray([getattr(s, name) for s in samples], dtype=spec.dtype)
         relative = f"{split}/shard-{len(self._shards[split]):05d}.npz"

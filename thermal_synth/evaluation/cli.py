@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-from thermal_msgs.privacy import PrivacySettings
 from thermal_synth.common.cli_args import (
+    add_transform_arguments,
+    asked_transforms,
     non_negative_int,
     positive_int,
     run_writing_command,
@@ -19,7 +19,7 @@ from thermal_synth.dataset.shards import SPLITS, ShardFormatError
 from thermal_synth.engine.inference import DEVICE_AUTO, PRECISION_AUTO, PRECISIONS
 from thermal_synth.evaluation.fid import FidUnavailable
 from thermal_synth.evaluation.report import format_summary
-from thermal_synth.evaluation.run import TRANSFORMS, EvalConfig, evaluate
+from thermal_synth.evaluation.run import EvalConfig, evaluate
 from thermal_synth.model.files import ModelFileError
 
 PROG = "thermal-synth eval"
@@ -65,26 +65,14 @@ def add_parser(commands, name: str, help: str) -> None:
     parser.add_argument(
         "--no-fid", action="store_true", help="skip FID (the Inception pass costs ~0.2 s per image on a CPU)"
     )
-    transforms = parser.add_argument_group(
+    add_transform_arguments(
+        parser,
         "published transforms",
         "paint heatmaps made as the driver publishes them with these parameters (docs/privacy.md), "
         "on the model's grid, instead of the dataset's",
     )
-    transforms.add_argument("--relative-temperature", action="store_true")
-    transforms.add_argument("--background-c", type=float, default=PrivacySettings.background_c)
-    transforms.add_argument("--quantisation-c", type=float, default=PrivacySettings.quantisation_c)
-    transforms.add_argument("--noise-c", type=float, default=PrivacySettings.noise_c)
     parser.set_defaults(run=run)
     use_one_line_errors(parser)
-
-
-def asked_transforms(args: argparse.Namespace) -> dict[str, Any]:
-    """The transform options given a value other than the driver's default, by parameter name."""
-    return {
-        name: getattr(args, name)
-        for name in TRANSFORMS
-        if getattr(args, name) != getattr(PrivacySettings, name)
-    }
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from thermal_msgs.privacy import GRID_TRANSFORMS
 from thermal_synth.appearances.sessions import bank_from_sessions
 from thermal_synth.common.output_dirs import check_output_dir, staged_directory
 from thermal_synth.dataset.pairs import DatasetMismatchError, PairTensors, load_pairs
@@ -72,10 +73,6 @@ class EvaluationError(ValueError):
     """An evaluation that cannot run as asked; the message says why."""
 
 
-TRANSFORMS = ("relative_temperature", "background_c", "quantisation_c", "noise_c")
-"""The driver's privacy parameters that keep a model's input format (its grid and blur stay)."""
-
-
 @dataclass(frozen=True)
 class EvalConfig:
     split: str = "test"
@@ -90,7 +87,7 @@ class EvalConfig:
     """Seeds the z of the random samples, so two evaluations of one model give the same FID."""
     fid: bool = True
     transforms: Mapping[str, Any] = field(default_factory=dict)
-    """Driver parameters among TRANSFORMS: paint heatmaps made as the driver publishes them with
+    """Driver parameters among GRID_TRANSFORMS: paint heatmaps made as the driver publishes them with
     these, on the model's own recipe, instead of the dataset's: what a model trained without them
     gives when a user turns them on."""
 
@@ -102,9 +99,11 @@ class EvalConfig:
                 raise EvaluationError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.seed < 0:
             raise EvaluationError(f"seed must be >= 0, got {self.seed}")
-        unknown = set(self.transforms) - set(TRANSFORMS)
+        unknown = set(self.transforms) - set(GRID_TRANSFORMS)
         if unknown:
-            raise EvaluationError(f"unknown transforms {sorted(unknown)}; known: {', '.join(TRANSFORMS)}")
+            raise EvaluationError(
+                f"unknown transforms {sorted(unknown)}; known: {', '.join(GRID_TRANSFORMS)}"
+            )
         try:
             check_precision(self.precision)
         except ValueError as error:

@@ -36,7 +36,8 @@ WEIGHTS_FILE = "weights.safetensors"
 BANK_FILE = "bank.json"
 MAX_MODEL_JSON_BYTES = 1 << 20
 PACKAGED_MODELS = Path(__file__).resolve().parents[1] / "data" / "models"
-DEFAULT_MODEL = PACKAGED_MODELS / "default"
+PACKAGED_MODEL_NAME = "default"
+DEFAULT_MODEL = PACKAGED_MODELS / PACKAGED_MODEL_NAME
 """Where the package's trained default model lives once one ships (see the README's Models section)."""
 HOW_TO_GET_A_MODEL = (
     "train one with `thermal-synth train --data DIR --out MODEL_DIR` on a dataset from "

@@ -29,6 +29,9 @@ from thermal_driver.sources.rig.rig import IDENTITIES, SCENES, SimRig, outfits_o
 from thermal_driver.sources.rig.types import RigConfig, Session, SimPair
 from thermal_synth.common.cli_args import (
     EXIT_INTERRUPTED,
+    HEATMAP_TRANSFORMS_HELP,
+    add_transform_arguments,
+    asked_transforms,
     fraction,
     image_size,
     non_negative_int,
@@ -222,6 +225,7 @@ def _write_dataset(plan: SplitPlan, config: SimConfig, directory: Path, progress
         directory,
         records,
         recipe=config.recipe,
+        noise_seed=config.seed,
         ground_truth=GROUND_TRUTH_FIELDS,
         pose_names=POSE_KEYS,
         shard_size=config.shard_size,
@@ -315,6 +319,7 @@ def add_parser(commands, name: str, help: str) -> None:
     parser.add_argument(
         "--report", action="store_true", help="also write contact_sheet.png and realism.json into --out"
     )
+    add_transform_arguments(parser, *HEATMAP_TRANSFORMS_HELP)
     parser.set_defaults(run=run)
     use_one_line_errors(parser)
 
@@ -330,9 +335,10 @@ def run(args: argparse.Namespace) -> int:
             frames_per_session=args.frames_per_session,
             shard_size=args.shard_size,
             rig=RigConfig(rgb_shape=args.rgb_size),
+            recipe=HeatmapRecipe(**asked_transforms(args)),
         )
         check_output_dir(args.out)
-    except (InvalidRequest, OutputDirError) as exc:
+    except (InvalidRequest, OutputDirError, ValueError) as exc:
         fail(str(exc))
     try:
         result = generate(config, args.out, report=args.report)

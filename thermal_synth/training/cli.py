@@ -71,8 +71,9 @@ def add_parser(commands, name: str, help: str) -> None:
     parser.add_argument(
         "--init-from",
         type=Path,
-        metavar="RUN_OR_CHECKPOINT",
-        help="start a new run from another run's last checkpoint (fine-tuning with other settings)",
+        metavar="RUN_CHECKPOINT_OR_MODEL",
+        help="start a new run from another run's last checkpoint (fine-tuning with other settings), "
+        "or from a trained model directory's generator and encoder ('default': the packaged model)",
     )
     parser.add_argument(
         "--max-minutes", type=number, default=math.inf, help="stop with a checkpoint after this long"

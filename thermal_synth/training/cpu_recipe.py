@@ -427,6 +427,8 @@ class CpuRecipeTrainer(CheckpointedTrainer):
         )
 
     def _painter_step(self, loss: Tensor) -> None:
+        if self.steps_done < self.train_config.critic_warmup_steps:
+            return
         self.optimiser_g.zero_grad(set_to_none=True)
         loss.backward()
         self.optimiser_g.step()

@@ -29,7 +29,15 @@ from thermal_synth.dataset.shards import MANIFEST_NAME, ShardReader
 from thermal_synth.engine.inference import DEVICE_AUTO
 from thermal_synth.model.bank import LatentBank
 from thermal_synth.model.config import ModelConfig
-from thermal_synth.model.files import ModelBundle, save_model
+from thermal_synth.model.files import (
+    DEFAULT_MODEL,
+    MODEL_JSON,
+    PACKAGED_MODEL_NAME,
+    WEIGHTS_FILE,
+    ModelBundle,
+    load_trained_model,
+    save_model,
+)
 from thermal_synth.model.recipe import Normalisation, Preprocessing
 from thermal_synth.training.checkpoints import (
     CheckpointError,
@@ -335,7 +343,13 @@ class _Run:
 
     def initialise_from(self, source: Path) -> None:
         """Networks, optimiser moments and step counts from another run's checkpoint; learning
-        rates, losses and random generators (batches, noise) are this run's own."""
+        rates, losses and random generators (batches, noise) are this run's own. A trained model
+        directory gives its generator and encoder only (all it holds)."""
+        if str(source) == PACKAGED_MODEL_NAME and not source.exists():
+            source = DEFAULT_MODEL
+        if (source / MODEL_JSON).is_file():
+            self._initialise_from_model(source)
+            return
         found = list_checkpoints(source / CHECKPOINTS_DIRECTORY) or list_checkpoints(source)
         directory = found[-1].directory if found else source
         state = load_checkpoint(directory)
@@ -351,6 +365,32 @@ class _Run:
         except (KeyError, TypeError, RuntimeError, ValueError) as error:
             raise CheckpointError(f"{directory}: does not fit this run ({error})") from None
         self.initialised_from = {"checkpoint": str(directory), "step": self.step}
+
+    def _initialise_from_model(self, directory: Path) -> None:
+        """Fine-tuning a shipped model, e.g. on a user's own recordings or on heatmaps the driver
+        publishes with other privacy settings: its grid and normalisation must be this run's, the
+        transforms on that grid may differ (that is what such a run teaches it)."""
+        bundle = load_trained_model(directory)
+        if bundle.config != self.plan.model:
+            raise CheckpointError(
+                f"{directory}: cannot start this run: its model config differs from this run's"
+            )
+        if bundle.preprocessing.normalisation != self.plan.normalisation:
+            raise CheckpointError(
+                f"{directory}: cannot start this run: its heatmap normalisation differs from this run's"
+            )
+        model_grid = (bundle.preprocessing.heatmap.output_size, bundle.preprocessing.heatmap.blur_sigma)
+        if model_grid != (self.preprocessing.heatmap.output_size, self.preprocessing.heatmap.blur_sigma):
+            raise CheckpointError(
+                f"{directory}: cannot start this run: the model reads {bundle.preprocessing.heatmap.label} "
+                f"heatmaps, the dataset holds {self.preprocessing.heatmap.label} (another grid or blur)"
+            )
+        self.trainer.adopt_painter(bundle.networks)
+        self.initialised_from = {
+            "model": str(directory),
+            "weights_sha256": file_sha256(directory / WEIGHTS_FILE),
+            "heatmaps": bundle.preprocessing.heatmap.label,
+        }
 
     def _checkpoint(self) -> None:
         if self.checkpoints is None:

@@ -74,6 +74,7 @@ class TrainSettings:
     retention_weight: float = TrainConfig.retention_weight
     silhouette_weight: float = TrainConfig.silhouette_weight
     colour_jitter: float = TrainConfig.colour_jitter
+    critic_warmup_steps: int = TrainConfig.critic_warmup_steps
     heatmap_noise: float = TrainConfig.heatmap_noise
     seed: int = TrainConfig.seed
     normalisation: str = Normalisation.mode
@@ -123,7 +124,10 @@ class TrainSettings:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.recipe not in RECIPES:
             raise SettingsError(f"recipe must be one of {RECIPES}, got {self.recipe!r}")
-        for name in ("gan_steps", "inversion_steps", "reconstruction_steps", "eval_samples", "seed"):
+        for name in (
+            "gan_steps", "inversion_steps", "reconstruction_steps", "eval_samples", "seed",
+            "critic_warmup_steps",
+        ):  # fmt: skip
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr_discriminator", "lr_generator", "lr_encoder"):

@@ -93,6 +93,10 @@ class TrainConfig:
     painted frame, on every row (needs person masks). The heatmap loss sees the pose on the 12x16
     grid only; a swapped row painted with the photo's narrower person, the room filling the rest
     of a stranger's silhouette, passes it and keeps the wrong colours there."""
+    critic_warmup_steps: int = 0
+    """CPU recipe: while fewer steps than this are done, only the critics and heads learn (the
+    painter is held). For a run started from a trained model (`--init-from MODEL_DIR`), whose
+    critics and heads start untrained: their first judgements would only push the painter about."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -154,6 +158,14 @@ class CheckpointedTrainer:
         for optimiser, groups in zip(optimisers, settings, strict=True):
             for group, (lr, betas) in zip(optimiser.param_groups, groups, strict=True):
                 group["lr"], group["betas"] = lr, betas
+
+    def adopt_painter(self, painter: SpadeSRModel) -> None:
+        """A trained model's generator and encoder (the shipped EMA weights) as both the live and
+        the averaged networks; critics, heads, optimiser moments and step counts start fresh. What
+        a model file holds is all a new run can take from it."""
+        for networks in (self.networks, self.ema):
+            networks.generator.load_state_dict(painter.generator.state_dict())
+            networks.encoder.load_state_dict(painter.encoder.state_dict())
 
 
 class SpadeSRTrainer(CheckpointedTrainer):
