@@ -233,6 +233,22 @@ def test_discards_in_the_middle_of_segments_are_skipped():
     assert assembler.stats.crc_errors == assembler.stats.lost_packets == 0
 
 
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_an_all_zero_packet_breaks_the_frame_it_lands_in_and_spares_the_next(mode):
+    """A floating MISO reads zeros: a packet 0 by number and CRC. Right after a real packet 0 it
+    used to restart the segment with a row of zeros and emit a torn frame."""
+    stream = clean_stream(mode)
+    injector = FaultInjector(stream)
+    first_packet_0 = stream.segment_starts[0]
+    injector.insert_garbage(first_packet_0 + 1, zeros=True)  # between packets 0 and 1 of frame 0
+    frame_2 = stream.frame_span(2).start
+    injector.insert_garbage(frame_2, zeros=True)  # between frames 1 and 2
+    frames, assembler = assemble(injector.packets(), mode)
+    assert source_indices(frames, stream) == [1, 2, 3, 4]
+    assert assembler.stats.noise_packets == 2
+    assert (assembler.stats.crc_errors, assembler.stats.broken_frames) == (0, 0)
+
+
 def test_without_crc_check_a_corrupted_pixel_goes_through():
     """Documents what `check_crc=False` trades away; the driver keeps it on."""
     stream = clean_stream(TelemetryMode.DISABLED)

@@ -226,6 +226,7 @@ class LeptonSpiSource:
             "reboots": str(self._reboots),
             "crc_errors": str(stats.crc_errors),
             "lost_packets": str(stats.lost_packets),
+            "noise_packets": str(stats.noise_packets),
             "invalid_segments": str(stats.invalid_segments),
             "broken_frames": str(stats.broken_frames),
         }

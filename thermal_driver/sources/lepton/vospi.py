@@ -130,6 +130,9 @@ class VoSpiStats:
     discard_packets: int = 0
     crc_errors: int = 0
     lost_packets: int = 0
+    noise_packets: int = 0
+    """All-zero packets: what a floating MISO reads. Their CRC is valid (XMODEM of zeros is 0) and
+    their number is 0, so only their content tells them from a segment's first packet."""
     invalid_segments: int = 0
     broken_frames: int = 0
     frames: int = 0
@@ -195,6 +198,12 @@ class VoSpiAssembler:
         ):
             stats.crc_errors += 1
             self.needs_resync = True
+            self._abandon_segment()
+            return None
+        if number == 0 and not (packet[2] | packet[3]) and not any(packet):
+            # Taken as packet 0 it would start a segment with a row of zeros (a torn frame) when
+            # it follows a real packet 0; it breaks the segment in progress instead.
+            stats.noise_packets += 1
             self._abandon_segment()
             return None
         if number != self._next_packet:
