@@ -23,6 +23,7 @@ from conftest import BIN, thermal_synth
 
 from thermal_driver.sources.rig.rig import SimRig, sessions
 from thermal_driver.sources.rig.types import THERMAL_SHAPE, SimPair
+from thermal_msgs.privacy import DRIVER_DEFAULTS
 from thermal_msgs.topics import PAIRS_THERMAL
 from thermal_synth.cli import main
 from thermal_synth.common.cli_args import EXIT_INTERRUPTED
@@ -226,7 +227,7 @@ def test_build_writes_every_field_in_the_simulated_rigs_format(reader):
 
 
 def test_heatmaps_are_the_heatmap_recipe_applied_to_the_stored_thermal_frames(reader, recordings):
-    assert reader.recipe == HeatmapRecipe()  # the driver's defaults
+    assert reader.recipe.privacy == DRIVER_DEFAULTS  # the command's default: what the driver publishes
     for session, data in by_session(reader).items():
         np.testing.assert_array_equal(data["heatmap"], reader.recipe.apply(data["thermal"]))
         truth = np.stack([pair.thermal_centikelvin for pair in recordings[session].pairs])
@@ -304,7 +305,10 @@ def test_the_trainer_reads_the_built_dataset(reader):
 def test_same_bags_and_arguments_give_byte_identical_datasets(built, recordings, heldout_person, tmp_path):
     again = tmp_path / "again"
     bags = [recordings[name].bag for name in sorted(recordings)]
-    build(bags, again, BuildConfig(heldout_people=(heldout_person,)), progress=False)
+    as_the_command_did = HeatmapRecipe(**DRIVER_DEFAULTS.to_json())
+    build(
+        bags, again, BuildConfig(heldout_people=(heldout_person,), recipe=as_the_command_did), progress=False
+    )
     assert files_of(again) == files_of(built[0])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from std_srvs.srv import Trigger
 from thermal_driver.node import ConfigError, ThermalDriverNode
 from thermal_msgs import topics
 from thermal_msgs.image import image_to_array
-from thermal_msgs.privacy import PrivacySettings, privacy_downsample
+from thermal_msgs.privacy import DRIVER_DEFAULTS, PrivacySettings, privacy_downsample
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
 from thermal_msgs.units import centikelvin_to_celsius
 
@@ -133,13 +134,15 @@ def test_parameters_are_validated_and_applied_live(ros_context, spinner, driver)
     wait_for(lambda: listener.images[-1][1].width == 8 and listener.raw, 5.0, "6x8 heatmaps and raw frames")
     assert listener.images[-1][1].height == 6
 
-    def whole_degrees() -> bool:
-        heatmap = image_to_array(listener.images[-1][1])
+    def steps_of(step: float) -> bool:
+        heatmap = image_to_array(listener.images[-1][1]) / step
         return bool(np.all(heatmap == np.round(heatmap)))
 
-    assert not whole_degrees()
+    assert steps_of(DRIVER_DEFAULTS.quantisation_c), "the default publishes 2 C steps"
+    assert listener.set_parameters("thermal_driver", quantisation_c=0.0)[0].successful
+    wait_for(lambda: not steps_of(1.0), 5.0, "heatmaps no longer quantised")
     assert listener.set_parameters("thermal_driver", quantisation_c=1.0)[0].successful
-    wait_for(whole_degrees, 5.0, "heatmaps quantised to whole degrees")
+    wait_for(lambda: steps_of(1.0) and not steps_of(2.0), 5.0, "heatmaps quantised to whole degrees")
 
 
 def test_replay_of_npy_frames_publishes_exactly_the_downsampled_frames(
@@ -152,8 +155,9 @@ def test_replay_of_npy_frames_publishes_exactly_the_downsampled_frames(
     listener = spinner.add(Listener(ros_context))
     node = spinner.add(driver(source="replay", device=str(tmp_path), rate_hz=5.0, blur_sigma=0.5))
     wait_for(lambda: len(listener.images) == 4, 10.0, "all replayed frames")
+    published = replace(DRIVER_DEFAULTS, blur_sigma=0.5)
     for (_, msg), frame in zip(listener.images, frames, strict=True):
-        expected = privacy_downsample(centikelvin_to_celsius(frame), (12, 16), 0.5)
+        expected = published.apply(centikelvin_to_celsius(frame))
         np.testing.assert_array_equal(image_to_array(msg), expected)
     wait_for(lambda: listener.diagnostics and listener.last_values()["state"] == "finished", 3.0, "finished")
     assert node.failure is None
@@ -209,7 +213,11 @@ def test_noise_is_fresh_for_every_published_frame(ros_context, spinner, driver, 
     frame = np.random.default_rng(3).integers(29000, 31500, (120, 160), dtype=np.uint16)
     np.save(tmp_path / "frame.npy", frame)
     listener = spinner.add(Listener(ros_context))
-    spinner.add(driver(source="replay", device=str(tmp_path), loop=True, rate_hz=20.0, noise_c=0.5))
+    spinner.add(
+        driver(
+            source="replay", device=str(tmp_path), loop=True, rate_hz=20.0, noise_c=0.5, quantisation_c=0.0
+        )
+    )
     wait_for(lambda: len(listener.images) >= 6, 10.0, "heatmaps of the looped frame")
     plain = privacy_downsample(centikelvin_to_celsius(frame), (12, 16), 1.0)
     noise = np.stack([image_to_array(msg) for _, msg in listener.images[:6]]) - plain

@@ -422,7 +422,7 @@ def test_eval_refuses_bad_inputs_in_one_line(
     occupied.mkdir()
     (occupied / "notes.txt").write_text("mine")
     cases = [
-        ([tiny_model, coarse, tmp_path / "a"], [], "heatmaps were made with"),
+        ([tiny_model, coarse, tmp_path / "a"], [], "heatmaps were made as 6x8"),
         ([tiny_model, tmp_path / "nowhere", tmp_path / "b"], [], "no such dataset directory"),
         ([tiny_model, sim_dataset, occupied], [], "exists and is not empty"),
         ([tiny_model, sim_dataset, tmp_path / "c"], ["--max-samples", "1"], "FID needs at least 2"),

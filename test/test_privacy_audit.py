@@ -15,7 +15,7 @@ import torch
 from conftest import BIN, stop
 
 from thermal_driver.sources.rig.rig import SimRig, sessions
-from thermal_msgs.privacy import PrivacySettings, privacy_downsample
+from thermal_msgs.privacy import DRIVER_DEFAULTS, PrivacySettings, privacy_downsample
 from thermal_msgs.units import centikelvin_to_celsius
 from thermal_synth.cli import main
 from thermal_synth.dataset.shards import ShardReader
@@ -90,7 +90,8 @@ def test_attackers_see_what_the_driver_publishes(audit_dataset: Path) -> None:
     np.testing.assert_array_equal(raw, centikelvin_to_celsius(thermal))
     heatmap = attacker_view(thermal, AuditedView.of(reader.recipe.privacy))
     np.testing.assert_array_equal(heatmap, stored["heatmap"][:5])
-    np.testing.assert_array_equal(attacker_view(thermal, DRIVER_DEFAULT), stored["heatmap"][:5])
+    published = DRIVER_DEFAULTS.apply(centikelvin_to_celsius(thermal))
+    np.testing.assert_array_equal(attacker_view(thermal, DRIVER_DEFAULT), published)
     coarse = attacker_view(thermal, parse_resolutions("5x8")[0])
     assert coarse.shape == (5, 5, 8)
     expected = privacy_downsample(centikelvin_to_celsius(thermal), (5, 8), PrivacySettings().blur_sigma)
@@ -163,10 +164,11 @@ def test_resolutions_parse_raw_and_publishable_sizes_only() -> None:
     assert parsed[0] == RAW
     assert [view.settings for view in parsed[1:]] == [PrivacySettings(), PrivacySettings(output_size=(5, 8))]
     assert [view.label for view in parsed] == ["120x160", "12x16", "5x8"]
-    assert [view.label for view in with_driver_default(parsed)] == ["120x160", "default", "5x8"]
-    without = with_driver_default(parse_resolutions("120x160,5x8"))
-    assert [view.label for view in without] == ["120x160", "5x8", "default"]
-    assert without[-1] == DRIVER_DEFAULT
+    assert [view.label for view in with_driver_default(parsed)] == ["120x160", "12x16", "5x8", "default"]
+    assert with_driver_default(parsed)[-1] == DRIVER_DEFAULT
+    assert DRIVER_DEFAULT.settings == DRIVER_DEFAULTS
+    relabelled = with_driver_default((RAW, AuditedView.of(DRIVER_DEFAULTS), parsed[2]))
+    assert [view.label for view in relabelled] == ["120x160", "default", "5x8"]
     for bad, reason in [
         ("12by16", "not ROWSxCOLS"),
         ("60x80", "not privacy-safe"),
@@ -266,11 +268,11 @@ def test_privacy_audit_end_to_end(audit_dataset: Path, tmp_path: Path) -> None:
         "reconstructions.png",
     ]
     result = json.loads((out / "audit.json").read_text())
-    labels = ["120x160", "default", "5x8"]  # the driver's default publishes 12x16: one row, not two
+    labels = ["120x160", "12x16", "5x8", "default"]  # the plain heatmap beside what the driver publishes
     assert result["views"] == labels
     default = PrivacySettings.from_json(result["config"]["views"]["default"])
-    assert default == PrivacySettings() == DRIVER_DEFAULT.settings
-    assert default.label == PrivacySettings().label
+    assert default == DRIVER_DEFAULTS == DRIVER_DEFAULT.settings
+    assert default.quantisation_c == 2.0
     attacks = result["attacks"]
     assert all(attack["status"] == "ok" for attack in attacks.values())
     for label in labels:
@@ -284,8 +286,8 @@ def test_privacy_audit_end_to_end(audit_dataset: Path, tmp_path: Path) -> None:
     assert len(attacks["reidentification"]["identities"]) == 10
     assert 0.0 < attacks["reconstruction"]["baseline"]["mae"] < 1.0
     report = (out / "audit.md").read_text()
-    assert "`default`: the driver's default parameters (12x16)" in report
-    for label in ["120x160 (raw)", "default", "5x8"]:
+    assert "`default`: the driver's default parameters (12x16 q2)" in report
+    for label in ["120x160 (raw)", "12x16", "default", "5x8"]:
         for attack in ["person detection", "re-identification (10 people)", "RGB reconstruction"]:
             assert f"| {label} | {attack} |" in report
     assert "| 0.500 |" in report

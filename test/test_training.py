@@ -71,8 +71,15 @@ def test_pairs_load_normalised_with_masks(sim_dataset: Path) -> None:
     assert pairs.heatmaps.max() <= 1.0
     assert pairs.masks is not None
     assert 0.02 < pairs.masks.float().mean().item() < 0.8
-    with pytest.raises(DatasetMismatchError, match="heatmaps were made with"):
+    with pytest.raises(DatasetMismatchError, match=r"heatmaps were made as 12x16, .* rebuild the dataset"):
         load_pairs(reader, "train", Preprocessing(HeatmapRecipe(blur_sigma=0.5)))
+    quantised = HeatmapRecipe(quantisation_c=2.0, relative_temperature=True)
+    with pytest.raises(
+        DatasetMismatchError, match=r"model reads 12x16 rel q2; .* --relative-temperature --quantisation-c 2"
+    ):
+        load_pairs(reader, "train", Preprocessing(quantised))
+    made_from_thermal = load_pairs(reader, "train", Preprocessing(quantised), published=quantised)
+    assert made_from_thermal.heatmaps.shape == pairs.heatmaps.shape
 
 
 def _batch(sim_dataset: Path, count: int = 4):

@@ -32,7 +32,13 @@ from thermal_msgs.diagnostics import ERROR, OK, WARN, RateMeter, diagnostic_arra
 from thermal_msgs.false_colour import false_colour, validate_color_size
 from thermal_msgs.image import array_to_image
 from thermal_msgs.node_main import ConfigError, run_guarded, run_node
-from thermal_msgs.privacy import BACKGROUND_RANGE_C, MAX_TRANSFORM_C, MIN_QUANTISATION_C, PrivacySettings
+from thermal_msgs.privacy import (
+    BACKGROUND_RANGE_C,
+    DRIVER_DEFAULTS,
+    MAX_TRANSFORM_C,
+    MIN_QUANTISATION_C,
+    PrivacySettings,
+)
 from thermal_msgs.qos import stream_publisher_qos
 from thermal_msgs.units import centikelvin_to_celsius, kelvin_to_celsius
 
@@ -221,7 +227,7 @@ class ThermalDriverNode(Node):
 
     def _declare_privacy_parameters(self) -> PrivacySettings:
         """The privacy transforms of docs/privacy.md, in the order applied."""
-        defaults = PrivacySettings()
+        defaults = DRIVER_DEFAULTS
         declare = self.declare_parameter
         low, high = BACKGROUND_RANGE_C
         return PrivacySettings(

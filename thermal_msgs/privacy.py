@@ -268,3 +268,12 @@ def _blur_matrix(size: int, sigma_px: float) -> np.ndarray:
     matrix = np.zeros((size, size))
     np.add.at(matrix, (np.repeat(np.arange(size), offsets.size), mirrored.ravel()), np.tile(kernel, size))
     return matrix
+
+
+DRIVER_DEFAULTS = PrivacySettings(quantisation_c=2.0)
+"""What the driver publishes when no parameter says otherwise, and what `thermal-synth sim` and
+`dataset build` make by default so that a model trained on their heatmaps reads the driver's.
+2 C steps are the knee of the privacy-utility sweep (docs/privacy.md): over three attacker seeds
+they cut the strongest re-identification from 0.253 to 0.199 and keep 96 % of the silhouette IoU
+a heatmap gives. `PrivacySettings()` itself stays the plain grid: files written before the
+transforms existed read back as that."""

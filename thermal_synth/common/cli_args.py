@@ -109,41 +109,45 @@ HEATMAP_TRANSFORMS_HELP = (
 """Title and description of the transform options of the commands that write datasets."""
 
 
-def add_transform_arguments(parser: argparse.ArgumentParser, title: str, description: str) -> None:
+def add_transform_arguments(
+    parser: argparse.ArgumentParser, title: str, description: str, defaults: PrivacySettings | None
+) -> None:
     """The driver's transforms on the heatmap grid (docs/privacy.md), under the driver's parameter
-    names and defaults, for every command that makes heatmaps as the driver would publish them."""
-    defaults = PrivacySettings()
+    names, for every command that makes heatmaps as the driver would publish them. `defaults`
+    None: an option not given is left to the model (`asked_transforms` omits it)."""
+
+    def default(name: str) -> str:
+        return "the model's" if defaults is None else f"{getattr(defaults, name):g}"
+
     group = parser.add_argument_group(title, description)
     group.add_argument(
         "--relative-temperature",
-        action="store_true",
-        help="shift every heatmap so its median cell reads --background-c",
+        action=argparse.BooleanOptionalAction,
+        default=None if defaults is None else defaults.relative_temperature,
+        help="shift every heatmap so its median cell reads --background-c "
+        f"(default {default('relative_temperature')})",
     )
-    group.add_argument(
-        "--background-c",
-        type=number,
-        default=defaults.background_c,
-        help=f"what the median cell reads with --relative-temperature (default {defaults.background_c:g})",
-    )
-    group.add_argument(
-        "--quantisation-c",
-        type=number,
-        default=defaults.quantisation_c,
-        help="round every cell to a multiple of this step in degrees C (default 0 = off)",
-    )
-    group.add_argument(
-        "--noise-c",
-        type=number,
-        default=defaults.noise_c,
-        help="std in degrees C of Gaussian noise added to every cell before quantisation (default 0 = off)",
-    )
+    for name, help in (
+        ("background_c", "what the median cell reads with --relative-temperature"),
+        ("quantisation_c", "round every cell to a multiple of this step in degrees C (0 = off)"),
+        ("noise_c", "std in degrees C of Gaussian noise added to every cell before quantisation (0 = off)"),
+    ):
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            type=number,
+            default=None if defaults is None else getattr(defaults, name),
+            help=f"{help} (default {default(name)})",
+        )
+
+
+def transform_flag(name: str, value: bool | float) -> str:
+    """The option that asks for one transform value, as a user types it."""
+    flag = name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{flag}" if value else f"--no-{flag}"
+    return f"--{flag} {value:g}"
 
 
 def asked_transforms(args: argparse.Namespace) -> dict[str, Any]:
-    """The transform options given a value other than the driver's default, by parameter name."""
-    defaults = PrivacySettings()
-    return {
-        name: getattr(args, name)
-        for name in GRID_TRANSFORMS
-        if getattr(args, name) != getattr(defaults, name)
-    }
+    """The transform options that have a value, by the driver's parameter name."""
+    return {name: getattr(args, name) for name in GRID_TRANSFORMS if getattr(args, name) is not None}

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from thermal_msgs.privacy import validate_blur_sigma, validate_output_size
+from thermal_msgs.privacy import DRIVER_DEFAULTS, validate_blur_sigma, validate_output_size
 from thermal_synth.common.cli_args import (
     EXIT_INTERRUPTED,
     HEATMAP_TRANSFORMS_HELP,
@@ -123,7 +123,7 @@ def _add_build(actions: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="with --mask thermal: fixed lower temperature bound (default: room temperature + 3.5 per frame)",
     )
     build_parser.add_argument("--shard-size", type=positive_int, default=512, help="samples per shard file")
-    add_transform_arguments(build_parser, *HEATMAP_TRANSFORMS_HELP)
+    add_transform_arguments(build_parser, *HEATMAP_TRANSFORMS_HELP, DRIVER_DEFAULTS)
     build_parser.set_defaults(run=run_build)
     return build_parser
 

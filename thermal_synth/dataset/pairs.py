@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional
 
+from thermal_msgs.privacy import GRID_TRANSFORMS
+from thermal_synth.common.cli_args import transform_flag
 from thermal_synth.dataset.shards import ShardReader
 from thermal_synth.engine.inference import to_tensor_images
 from thermal_synth.model.recipe import HeatmapRecipe, Preprocessing
@@ -50,10 +52,10 @@ def load_pairs(
     """`published`: heatmaps made anew from the stored thermal frames with these settings (the
     driver's transforms, which a model trained without them meets live); they must keep the
     model's grid and blur, the input format it was built for. Noise is drawn from `seed`."""
-    if reader.recipe != preprocessing.heatmap:
+    if published is None and reader.recipe != preprocessing.heatmap:
         raise DatasetMismatchError(
-            f"{reader.directory}: heatmaps were made with {reader.recipe}, the model expects "
-            f"{preprocessing.heatmap}; rebuild the dataset or choose a matching model config"
+            f"{reader.directory}: heatmaps were made as {reader.recipe.label}, the model reads "
+            f"{preprocessing.heatmap.label}; {_how_to_match(preprocessing.heatmap, reader.recipe)}"
         )
     source = "heatmap" if published is None else "thermal"
     fields = ["rgb", source, "session"] + (["person_mask"] if "person_mask" in reader.fields else [])
@@ -75,6 +77,21 @@ def load_pairs(
         image_masks = torch.from_numpy(arrays["person_mask"])[:, None]
         masks = person_cells(image_masks, heatmaps.shape[-2:])
     return PairTensors(images, heatmaps, masks, arrays["session"], image_masks)
+
+
+def _how_to_match(model: HeatmapRecipe, stored: HeatmapRecipe) -> str:
+    if (model.output_size, model.blur_sigma) != (stored.output_size, stored.blur_sigma):
+        return "rebuild the dataset or choose a matching model config"
+    flags = [
+        transform_flag(name, getattr(model, name))
+        for name in GRID_TRANSFORMS
+        if getattr(model, name) != getattr(stored, name)
+    ]
+    return (
+        "make the dataset with the model's transforms (thermal-synth sim / dataset build "
+        f"{' '.join(flags)}), or evaluate on heatmaps made from the stored thermal frames "
+        "(thermal-synth eval with the same options)"
+    )
 
 
 def person_cells(mask: Tensor, grid: tuple[int, int] | torch.Size) -> Tensor:

@@ -69,7 +69,8 @@ def add_parser(commands, name: str, help: str) -> None:
         parser,
         "published transforms",
         "paint heatmaps made as the driver publishes them with these parameters (docs/privacy.md), "
-        "on the model's grid, instead of the dataset's",
+        "on the model's grid, instead of the dataset's; an option not given keeps the model's value",
+        None,
     )
     parser.set_defaults(run=run)
     use_one_line_errors(parser)

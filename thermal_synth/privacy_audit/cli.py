@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from thermal_msgs.privacy import DRIVER_DEFAULTS
 from thermal_synth.common.cli_args import (
     non_negative_int,
     positive_int,
@@ -13,7 +14,7 @@ from thermal_synth.common.cli_args import (
 )
 from thermal_synth.common.output_dirs import OutputDirError
 from thermal_synth.privacy_audit.audit import AuditConfig, run_audit
-from thermal_synth.privacy_audit.data import DEFAULT_VIEWS, AuditDataError, parse_resolutions
+from thermal_synth.privacy_audit.data import DEFAULT_VIEWS, DRIVER_DEFAULT, AuditDataError, parse_resolutions
 from thermal_synth.privacy_audit.sweep import SWEEP_VIEWS, run_sweep
 
 PROG = "thermal-synth privacy-audit"
@@ -51,8 +52,9 @@ def add_parser(commands, name: str, help: str) -> None:
         default=None,
         metavar="RxC,...",
         help="what the eavesdropper records, rows x cols: 120x160 is the raw frame, smaller sizes the "
-        "driver's heatmap with its other settings at their defaults (default: 120x160, 5x8 and "
-        "the driver's default parameters as 'default', which today publish 12x16)",
+        "plain heatmap at that grid (no transforms); the driver's default parameters are always "
+        f"audited too, as 'default' (today {DRIVER_DEFAULTS.label}) "
+        f"(default: {','.join(view.label for view in DEFAULT_VIEWS if view != DRIVER_DEFAULT)})",
     )
     rows.add_argument(
         "--sweep",

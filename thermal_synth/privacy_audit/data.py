@@ -27,7 +27,7 @@ from thermal_driver.sources.rig.people import IDENTITIES, outfits_of
 from thermal_driver.sources.rig.rig import SimRig
 from thermal_driver.sources.rig.scenes import SCENES
 from thermal_driver.sources.rig.types import THERMAL_SHAPE, RigConfig, Session
-from thermal_msgs.privacy import PrivacySettings
+from thermal_msgs.privacy import DRIVER_DEFAULTS, PrivacySettings
 from thermal_msgs.units import centikelvin_to_celsius
 from thermal_synth.dataset.shards import SPLITS, SessionRecord, ShardFormatError, ShardReader
 
@@ -62,8 +62,8 @@ class AuditedView:
 
 
 RAW = AuditedView("x".join(map(str, THERMAL_SHAPE)))
-DRIVER_DEFAULT = AuditedView.of(PrivacySettings(), "default")
-"""Exactly what the driver publishes with its default parameters (they are `PrivacySettings()`)."""
+DRIVER_DEFAULT = AuditedView.of(DRIVER_DEFAULTS, "default")
+"""Exactly what the driver publishes with its default parameters."""
 
 
 def with_driver_default(views: tuple[AuditedView, ...]) -> tuple[AuditedView, ...]:
@@ -84,8 +84,8 @@ DEFAULT_VIEWS = with_driver_default(
 
 
 def parse_resolutions(text: str) -> tuple[AuditedView, ...]:
-    """'120x160,12x16,5x8' -> views: the raw frame, or the driver's heatmap at that size with its
-    other settings at their defaults."""
+    """'120x160,12x16,5x8' -> views: the raw frame, or the plain heatmap at that size (the driver's
+    grid and blur, no transforms)."""
     views: list[AuditedView] = []
     for item in text.split(","):
         rows, sep, cols = item.strip().lower().partition("x")

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from thermal_driver.sources.rig.pose import POSE_KEYS
 from thermal_driver.sources.rig.rig import IDENTITIES, SCENES, SimRig, outfits_of, sessions
 from thermal_driver.sources.rig.types import RigConfig, Session, SimPair
+from thermal_msgs.privacy import DRIVER_DEFAULTS
 from thermal_synth.common.cli_args import (
     EXIT_INTERRUPTED,
     HEATMAP_TRANSFORMS_HELP,
@@ -319,7 +320,7 @@ def add_parser(commands, name: str, help: str) -> None:
     parser.add_argument(
         "--report", action="store_true", help="also write contact_sheet.png and realism.json into --out"
     )
-    add_transform_arguments(parser, *HEATMAP_TRANSFORMS_HELP)
+    add_transform_arguments(parser, *HEATMAP_TRANSFORMS_HELP, DRIVER_DEFAULTS)
     parser.set_defaults(run=run)
     use_one_line_errors(parser)
 
