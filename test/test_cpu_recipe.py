@@ -285,13 +285,18 @@ def test_cpu_recipe_runs_resume_to_the_weights_of_one_uninterrupted_run(
         assert torch.equal(tensor, resumed[name]), name
 
 
+def _two_reconstruction_steps(checkpoint_every: int) -> TrainingPlan:
+    """A short first run of the tiny spatial model, for another run to start from."""
+    schedule = Schedule(log_every=1, sample_every=100, checkpoint_every=checkpoint_every, keep_checkpoints=1)
+    return TrainingPlan(
+        TINY_SPATIAL, 0, 0, recipe="cpu", reconstruction_steps=2, train=RECIPE_TRAIN, schedule=schedule
+    )
+
+
 def test_a_new_run_starts_from_another_runs_checkpoint_with_its_own_settings(
     sim_dataset: Path, tmp_path: Path
 ) -> None:
-    schedule = Schedule(log_every=1, sample_every=100, checkpoint_every=2, keep_checkpoints=1)
-    plan = TrainingPlan(
-        TINY_SPATIAL, 0, 0, recipe="cpu", reconstruction_steps=2, train=RECIPE_TRAIN, schedule=schedule
-    )
+    plan = _two_reconstruction_steps(checkpoint_every=2)
     first = train_model(
         sim_dataset, tmp_path / "first", plan, run_directory=tmp_path / "first.run", progress=False
     )
@@ -329,10 +334,7 @@ def _parameters(weights: dict[str, Tensor]) -> dict[str, Tensor]:
 def test_a_new_run_starts_from_a_trained_models_painter_on_heatmaps_made_another_way(
     sim_dataset: Path, tmp_path: Path
 ) -> None:
-    schedule = Schedule(log_every=1, sample_every=100, checkpoint_every=100, keep_checkpoints=1)
-    plan = TrainingPlan(
-        TINY_SPATIAL, 0, 0, recipe="cpu", reconstruction_steps=2, train=RECIPE_TRAIN, schedule=schedule
-    )
+    plan = _two_reconstruction_steps(checkpoint_every=100)
     train_model(sim_dataset, tmp_path / "first", plan, progress=False)
     quantised = make_sim_dataset(tmp_path / "q2", recipe=HeatmapRecipe(quantisation_c=2.0))
     stored = ShardReader(quantised).load_split("train", ["heatmap"])["heatmap"]
