@@ -154,6 +154,12 @@ class PrivacySettings:
             object.__setattr__(self, name, value)
 
     @property
+    def grid(self) -> tuple[tuple[int, int], float]:
+        """(output_size, blur_sigma): a model's input format. Settings that differ only in the
+        GRID_TRANSFORMS make heatmaps the same model can read."""
+        return self.output_size, self.blur_sigma
+
+    @property
     def label(self) -> str:
         """Names the grid and only the transforms that differ from the defaults, e.g.
         "12x16 blur2 rel q0.5 n0.2", for tables and plots of a sweep."""

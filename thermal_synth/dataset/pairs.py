@@ -64,8 +64,7 @@ def load_pairs(
     if published is None:
         celsius = arrays["heatmap"]
     else:
-        model_grid = (preprocessing.heatmap.output_size, preprocessing.heatmap.blur_sigma)
-        if (published.output_size, published.blur_sigma) != model_grid:
+        if published.grid != preprocessing.heatmap.grid:
             raise DatasetMismatchError(
                 f"published heatmaps {published.label} do not keep the model's input format "
                 f"({preprocessing.heatmap.label}): only the transforms on its grid can be evaluated"
@@ -80,7 +79,7 @@ def load_pairs(
 
 
 def _how_to_match(model: HeatmapRecipe, stored: HeatmapRecipe) -> str:
-    if (model.output_size, model.blur_sigma) != (stored.output_size, stored.blur_sigma):
+    if model.grid != stored.grid:
         return "rebuild the dataset or choose a matching model config"
     flags = [
         transform_flag(name, getattr(model, name))

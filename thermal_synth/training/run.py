@@ -379,8 +379,7 @@ class _Run:
             raise CheckpointError(
                 f"{directory}: cannot start this run: its heatmap normalisation differs from this run's"
             )
-        model_grid = (bundle.preprocessing.heatmap.output_size, bundle.preprocessing.heatmap.blur_sigma)
-        if model_grid != (self.preprocessing.heatmap.output_size, self.preprocessing.heatmap.blur_sigma):
+        if bundle.preprocessing.heatmap.grid != self.preprocessing.heatmap.grid:
             raise CheckpointError(
                 f"{directory}: cannot start this run: the model reads {bundle.preprocessing.heatmap.label} "
                 f"heatmaps, the dataset holds {self.preprocessing.heatmap.label} (another grid or blur)"

@@ -200,7 +200,7 @@ class VoSpiAssembler:
             self.needs_resync = True
             self._abandon_segment()
             return None
-        if number == 0 and not (packet[2] | packet[3]) and not any(packet):
+        if number == 0 and not any(packet):
             # Taken as packet 0 it would start a segment with a row of zeros (a torn frame) when
             # it follows a real packet 0; it breaks the segment in progress instead.
             stats.noise_packets += 1
