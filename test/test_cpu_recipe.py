@@ -23,7 +23,7 @@ from thermal_synth.dataset.pairs import load_pairs
 from thermal_synth.dataset.shards import HeatmapRecipe, ShardReader
 from thermal_synth.engine.inference import AppearanceTransition, blend_codes
 from thermal_synth.model.bank import LatentBank, LatentBankError, LatentCode
-from thermal_synth.model.config import ModelConfig, ModelConfigError, named_config
+from thermal_synth.model.config import ModelConfig, ModelConfigError, named_config, without_room
 from thermal_synth.model.files import ModelBundle, TrainingRecord, load_model, load_trained_model, save_model
 from thermal_synth.model.networks import SpadeSRModel
 from thermal_synth.model.recipe import Normalisation, Preprocessing
@@ -49,6 +49,7 @@ from thermal_synth.training.settings import SettingsError, TrainSettings, load_s
 from thermal_synth.training.trainer import TrainConfig
 
 TINY_SPATIAL = replace(TINY_CONFIG, code_channels=2, z_dim=2 * 48 * 64)
+TINY_ROOM = replace(TINY_SPATIAL, room_from_photo=True, z_dim=2 * 48 * 64 + 3 * 96 * 128)
 RECIPE_TRAIN = TrainConfig(batch_size=4, lr_generator=1e-3, beta1=0.5, seed=3, ema_gan=0.9)
 
 
@@ -408,13 +409,91 @@ def test_a_spatial_code_model_saves_and_loads_with_its_bank(tmp_path: Path) -> N
 def test_spatial_configs_are_checked_and_resize_with_their_grid() -> None:
     fast = named_config("fast")
     assert fast.spatial_code
-    assert fast.z_dim == 4 * 48 * 64
-    assert named_config("fast", (5, 8)).z_dim == 4 * 20 * 32
+    assert fast.room_from_photo
+    assert fast.z_dim == 4 * 48 * 64 + 3 * 96 * 128
+    assert named_config("fast", (5, 8)).z_dim == 4 * 20 * 32 + 3 * 40 * 64
+    whole = named_config("fast_whole_frame")
+    assert whole == without_room(fast)
+    assert (whole.z_dim, whole.room_from_photo) == (4 * 48 * 64, False)
+    assert named_config("fast_whole_frame", (5, 8)).z_dim == 4 * 20 * 32
     with pytest.raises(ModelConfigError, match="z_dim must be code_channels x code grid"):
         replace(fast, z_dim=128)
+    with pytest.raises(ModelConfigError, match=r"4 x 48 x 64 \+ 3 x 96 x 128 = 49152, got 12288"):
+        replace(fast, z_dim=4 * 48 * 64)
+    with pytest.raises(ModelConfigError, match="room_from_photo needs a spatial code"):
+        replace(named_config("paper"), room_from_photo=True)
+    with pytest.raises(ModelConfigError, match="room_from_photo must be true or false"):
+        replace(fast, room_from_photo=1)
     assert ModelConfig.from_json(
         {k: v for k, v in named_config("paper").to_json().items() if k != "code_channels"}
     )
+    written_before_rooms = {k: v for k, v in whole.to_json().items() if k != "room_from_photo"}
+    assert ModelConfig.from_json(written_before_rooms) == whole
+
+
+def test_a_room_model_lays_its_painting_over_the_photo_its_code_holds() -> None:
+    """The code ends with the photo; where the compositing head says so the output is the photo's
+    pixel exactly, elsewhere the painting of the same networks without a room."""
+    torch.manual_seed(0)
+    room = SpadeSRModel(TINY_ROOM, with_discriminator=False).eval()
+    whole = SpadeSRModel(TINY_SPATIAL, with_discriminator=False).eval()
+    whole.load_state_dict(
+        {k: v for k, v in room.state_dict().items() if not k.startswith("generator.composite.")}
+    )
+    photo = torch.rand(2, 3, 96, 128) * 2 - 1
+    heatmaps = torch.rand(2, 1, 12, 16) * 2 - 1
+    with torch.no_grad():
+        code = room.encoder(photo)
+        assert code.shape == (2, TINY_ROOM.z_dim)
+        assert torch.equal(code[:, -TINY_ROOM.room_size :], photo.flatten(1))
+        assert torch.equal(code[:, : -TINY_ROOM.room_size], whole.encoder(photo))
+        generator = room.generator
+        cached = generator.paint(generator.project(code), generator.thermal_features(heatmaps))
+        assert torch.allclose(cached, generator(code, heatmaps), atol=1e-6)  # the engine's split
+        start = generator(code, heatmaps)
+        painting = whole.generator(code[:, : -TINY_ROOM.room_size], heatmaps)
+        # Untrained, the head lets the painting cover the photo almost everywhere.
+        assert (start - painting).abs().mean() < 0.1 * (photo - painting).abs().mean()
+        generator.composite[-1].bias.fill_(-40.0)
+        assert torch.allclose(generator(code, heatmaps), photo, atol=1e-6)
+        generator.composite[-1].bias.fill_(40.0)
+        assert torch.allclose(generator(code, heatmaps), painting, atol=1e-6)
+
+
+def test_a_whole_frame_model_starts_a_run_that_takes_the_room_from_the_photo(
+    sim_dataset: Path, tmp_path: Path, features
+) -> None:
+    plan = _two_reconstruction_steps(checkpoint_every=100)
+    train_model(sim_dataset, tmp_path / "whole", plan, progress=False)
+    with_room = replace(plan, model=TINY_ROOM)
+    tuned = train_model(
+        sim_dataset, tmp_path / "room", with_room, init_from=tmp_path / "whole", progress=False
+    )
+    assert tuned.bundle.config == TINY_ROOM
+    assert tuned.bundle.training.details["initialised_from"]["model"] == str(tmp_path / "whole")
+    assert len(tuned.bundle.bank)
+    assert tuned.bundle.bank.z_dim == TINY_ROOM.z_dim
+    with pytest.raises(CheckpointError, match="its model config differs"):
+        train_model(sim_dataset, tmp_path / "back", plan, init_from=tmp_path / "room", progress=False)
+
+    trainer = CpuRecipeTrainer(TINY_ROOM, Preprocessing(), RECIPE_TRAIN, features=features)
+    source = load_trained_model(tmp_path / "whole").networks
+    trainer.adopt_painter(source)
+    adopted = trainer.networks.generator.state_dict()
+    for name, tensor in source.generator.state_dict().items():
+        assert torch.equal(adopted[name], tensor), name
+    composite = {k: v.clone() for k, v in adopted.items() if k.startswith("composite.")}
+    assert composite
+    pairs = load_pairs(ShardReader(sim_dataset), "train", Preprocessing(ShardReader(sim_dataset).recipe))
+    batch = ReferenceSampler(pairs).batch(
+        torch.arange(4), torch.Generator().manual_seed(1), torch.device("cpu")
+    )
+    first = trainer.reconstruction_step(batch)
+    for _ in range(9):
+        last = trainer.reconstruction_step(batch)
+    assert last["g_total"] < first["g_total"]
+    learned = trainer.networks.generator.state_dict()
+    assert all(not torch.equal(learned[name], tensor) for name, tensor in composite.items())
 
 
 def test_cpu_recipe_settings_are_validated() -> None:
@@ -424,6 +503,9 @@ def test_cpu_recipe_settings_are_validated() -> None:
     assert second_stage.changes_from(load_settings("sim_cpu")) == ["gan_steps", "swap_fraction"]
     with pytest.raises(SettingsError, match="needs a model with a spatial code"):
         TrainSettings(model="paper", recipe="cpu", reconstruction_steps=10, inversion_steps=0)
+    with pytest.raises(SettingsError, match="takes the room from a photo, which the gan recipe"):
+        TrainSettings(model="fast")
+    assert load_settings("sim_cpu_room").model == "fast"
     with pytest.raises(SettingsError, match="set inversion_steps to 0"):
         TrainSettings(recipe="cpu", reconstruction_steps=10, inversion_steps=5)
     with pytest.raises(SettingsError, match="recipe must be one of"):

@@ -45,6 +45,11 @@ class ModelConfig:
     of N channels at half the image resolution, flattened into z (z_dim = N x its cells), which the
     photo's encoder fills and the generator warps to the live pose: one vector cannot carry a
     person's detail (stripes, glasses), a map can (docs/training.md)."""
+    room_from_photo: bool = False
+    """Spatial codes only. True: the code also holds the photo itself at the image resolution
+    (z_dim grows by 3 x its pixels), and the generator lays its painting over that photo through a
+    mask it predicts, so the room keeps the photo's sharpness and the painter paints only what
+    moved. A camera on a desk sees the same room all call; a painted room is a blurred one."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heatmap_size", _int_tuple("heatmap_size", self.heatmap_size))
@@ -66,11 +71,21 @@ class ModelConfig:
             raise ModelConfigError(
                 f"code_channels must be an integer in 0..{MAX_CODE_CHANNELS}, got {self.code_channels!r}"
             )
+        if not isinstance(self.room_from_photo, bool):
+            raise ModelConfigError(f"room_from_photo must be true or false, got {self.room_from_photo!r}")
+        if self.room_from_photo and not self.spatial_code:
+            raise ModelConfigError("room_from_photo needs a spatial code (code_channels > 0)")
         if self.spatial_code:
             if self.z_dim != self.spatial_z_dim(self.code_channels):
+                rows, cols = self.image_size
+                photo = (
+                    (" + 3 x image (the photo)", f" + 3 x {rows} x {cols}")
+                    if self.room_from_photo
+                    else ("", "")
+                )
                 raise ModelConfigError(
-                    f"z_dim must be code_channels x code grid = {self.code_channels} x "
-                    f"{self.code_grid[0]} x {self.code_grid[1]} = "
+                    f"z_dim must be code_channels x code grid{photo[0]} = {self.code_channels} x "
+                    f"{self.code_grid[0]} x {self.code_grid[1]}{photo[1]} = "
                     f"{self.spatial_z_dim(self.code_channels)}, got {self.z_dim!r}"
                 )
         elif not isinstance(self.z_dim, int) or not 1 <= self.z_dim <= MAX_Z_DIM:
@@ -109,9 +124,13 @@ class ModelConfig:
         rows, cols = self.image_size
         return rows // 2, cols // 2
 
+    @property
+    def room_size(self) -> int:
+        """Numbers of the photo at the end of a spatial code (0 without `room_from_photo`)."""
+        return _spatial_z_dim(self.image_size, 0, self.room_from_photo)
+
     def spatial_z_dim(self, code_channels: int) -> int:
-        rows, cols = self.code_grid
-        return code_channels * rows * cols
+        return _spatial_z_dim(self.image_size, code_channels, self.room_from_photo)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -123,8 +142,8 @@ class ModelConfig:
         if not isinstance(data, Mapping):
             raise ModelConfigError(f"model config must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
-        # Model files written before spatial codes existed hold vector codes.
-        data = {"code_channels": 0, **data}
+        # Model files written before spatial codes (or rooms from the photo) existed lack them.
+        data = {"code_channels": 0, "room_from_photo": False, **data}
         unknown = set(data) - known
         if unknown:
             raise ModelConfigError(f"unknown model config fields {sorted(unknown)}; known: {sorted(known)}")
@@ -139,9 +158,22 @@ class ModelConfig:
     def with_heatmap_size(self, heatmap_size: tuple[int, int]) -> ModelConfig:
         if not self.spatial_code:
             return replace(self, heatmap_size=heatmap_size)
-        rows, cols = heatmap_size
-        z_dim = self.code_channels * (rows * self.upsampling // 2) * (cols * self.upsampling // 2)
+        image_size = (heatmap_size[0] * self.upsampling, heatmap_size[1] * self.upsampling)
+        z_dim = _spatial_z_dim(image_size, self.code_channels, self.room_from_photo)
         return replace(self, heatmap_size=heatmap_size, z_dim=z_dim)
+
+
+def without_room(config: ModelConfig) -> ModelConfig:
+    """The same networks with the appearance painted whole, as models were before `room_from_photo`."""
+    if not config.room_from_photo:
+        return config
+    return replace(config, room_from_photo=False, z_dim=config.z_dim - config.room_size)
+
+
+def _spatial_z_dim(image_size: tuple[int, int], code_channels: int, room_from_photo: bool) -> int:
+    """A map of `code_channels` at half the image resolution, then the photo if the code holds it."""
+    rows, cols = image_size
+    return code_channels * (rows // 2) * (cols // 2) + (3 * rows * cols if room_from_photo else 0)
 
 
 def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
@@ -170,11 +202,15 @@ NAMED_CONFIGS: dict[str, ModelConfig] = {
         generator_channels=(128, 96, 48, 24),
         discriminator_channels=(48, 96, 192),
         encoder_channels=(24, 48, 96, 192),
-        z_dim=4 * 48 * 64,
+        z_dim=4 * 48 * 64 + 3 * 96 * 128,
         code_channels=4,
+        room_from_photo=True,
     ),
 }
 """`paper` keeps the reference widths; `base` and `fast` are sized by bench/bench_synth.py."""
+NAMED_CONFIGS["fast_whole_frame"] = without_room(NAMED_CONFIGS["fast"])
+"""`fast` painting the whole frame, room included: the default model's first stages
+(docs/training.md), which a `fast` run then teaches to take the room from the photo."""
 
 
 def named_config(name: str, heatmap_size: tuple[int, int] | None = None) -> ModelConfig:

@@ -23,6 +23,8 @@ THERMAL_SLOPE = 0.01
 """LeakyReLU slope of the thermal branch, as in the reference."""
 SLOPE = 0.2
 """LeakyReLU slope everywhere else (the notes leave it open; 0.2 is the usual GAN choice)."""
+PHOTO_CELL_CHANNELS = 3 * 2 * 2
+"""A photo carried at half its resolution: 2x2 RGB pixels per cell (`room_from_photo`)."""
 
 
 def _conv3(in_channels: int, out_channels: int, bias: bool = True) -> nn.Conv2d:
@@ -132,6 +134,9 @@ def warp(image: Tensor, flow: Tensor) -> Tensor:
 
 
 class Generator(nn.Module):
+    COMPOSITE_CHANNELS = 16
+    COMPOSITE_START_LOGIT = 3.0
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
@@ -159,6 +164,17 @@ class Generator(nn.Module):
         )
         self.out_norm = SpadeSR(widths[-1], thermal)
         self.to_rgb = _conv3(widths[-1], 3)
+        if config.room_from_photo:
+            # Where the painting covers the photo: it sees the last features (the live pose and the
+            # warped appearance) beside the photo's pixels (where its person stood).
+            self.composite = nn.Sequential(
+                _conv3(widths[-1] + 3, self.COMPOSITE_CHANNELS),
+                nn.LeakyReLU(SLOPE),
+                _conv3(self.COMPOSITE_CHANNELS, 1),
+            )
+            # At first the painting covers 95 % of the photo everywhere: a painter trained without
+            # the photo (--init-from such a model) starts out painting as it did.
+            nn.init.constant_(self.composite[-1].bias, self.COMPOSITE_START_LOGIT)
 
     def project(self, z: Tensor) -> Tensor:
         """Everything that depends on the appearance alone, computed once per code by the engine.
@@ -167,8 +183,16 @@ class Generator(nn.Module):
         features at the code's grid. Both are linear in z up to the spatial code's activations,
         and blends of codes are made on z, never on this."""
         if self.config.spatial_code:
-            code = z.view(z.shape[0], self.config.code_channels, *self.config.code_grid)
-            return self.appearance(code)
+            code, room = z.split([z.shape[1] - self.config.room_size, self.config.room_size], 1)
+            appearance = self.appearance(
+                code.reshape(z.shape[0], self.config.code_channels, *self.config.code_grid)
+            )
+            if not self.config.room_from_photo:
+                return appearance
+            # The photo rides along at the code's grid, 2x2 pixels per cell, so that one tensor
+            # still carries everything the engine caches per code.
+            photo = room.reshape(z.shape[0], 3, *self.config.image_size)
+            return torch.cat([appearance, functional.pixel_unshuffle(photo, 2)], 1)
         rows, cols = self.config.heatmap_size
         return self.projection(z).view(z.shape[0], self.config.generator_channels[0], rows, cols)
 
@@ -189,7 +213,13 @@ class Generator(nn.Module):
             x = block(x, features[index], features[index + 1])
         return self._to_image(x, features)
 
-    def _paint_from_map(self, appearance: Tensor, features: list[Tensor]) -> Tensor:
+    def _paint_from_map(self, projected: Tensor, features: list[Tensor]) -> Tensor:
+        appearance, photo = projected, None
+        if self.config.room_from_photo:
+            appearance, cells = projected.split(
+                [projected.shape[1] - PHOTO_CELL_CHANNELS, PHOTO_CELL_CHANNELS], 1
+            )
+            photo = functional.pixel_shuffle(cells, 2)
         pyramid = [appearance]
         while pyramid[0].shape[-2:] != features[0].shape[-2:]:
             pyramid.insert(0, functional.avg_pool2d(pyramid[0], 2))
@@ -199,11 +229,15 @@ class Generator(nn.Module):
             x = block(x, features[index], features[index + 1])
             if index < len(self.warps):
                 x, flow = self.warps[index](x, pyramid[index + 1], flow)
-        return self._to_image(x, features)
+        return self._to_image(x, features, photo)
 
-    def _to_image(self, x: Tensor, features: list[Tensor]) -> Tensor:
+    def _to_image(self, x: Tensor, features: list[Tensor], photo: Tensor | None = None) -> Tensor:
         x = functional.leaky_relu(self.out_norm(x, features[-1]), SLOPE)
-        return torch.tanh(self.to_rgb(x))
+        painted = torch.tanh(self.to_rgb(x))
+        if photo is None:
+            return painted
+        cover = torch.sigmoid(self.composite(torch.cat([x, photo], 1)))
+        return torch.lerp(photo, painted, cover)
 
     def forward(self, z: Tensor, heatmap: Tensor) -> Tensor:
         return self.paint(self.project(z), self.thermal_features(heatmap))
@@ -313,7 +347,8 @@ class SpatialEncoder(nn.Module):
         x = x + self.local(x)
         coarse = self.context(functional.avg_pool2d(x, 4))
         x = x + functional.interpolate(coarse, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return torch.tanh(self.to_code(functional.leaky_relu(x, SLOPE))).flatten(1)
+        code = torch.tanh(self.to_code(functional.leaky_relu(x, SLOPE))).flatten(1)
+        return torch.cat([code, image.flatten(1)], 1) if self.config.room_from_photo else code
 
 
 class SpadeSRModel(nn.Module):

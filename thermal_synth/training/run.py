@@ -28,7 +28,7 @@ from thermal_synth.dataset.pairs import DatasetMismatchError, PairTensors, load_
 from thermal_synth.dataset.shards import MANIFEST_NAME, ShardReader
 from thermal_synth.engine.inference import DEVICE_AUTO
 from thermal_synth.model.bank import LatentBank
-from thermal_synth.model.config import ModelConfig
+from thermal_synth.model.config import ModelConfig, without_room
 from thermal_synth.model.files import (
     DEFAULT_MODEL,
     MODEL_JSON,
@@ -371,7 +371,7 @@ class _Run:
         publishes with other privacy settings: its grid and normalisation must be this run's, the
         transforms on that grid may differ (that is what such a run teaches it)."""
         bundle = load_trained_model(directory)
-        if bundle.config != self.plan.model:
+        if bundle.config not in (self.plan.model, without_room(self.plan.model)):
             raise CheckpointError(
                 f"{directory}: cannot start this run: its model config differs from this run's"
             )

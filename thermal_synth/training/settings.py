@@ -41,8 +41,9 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class TrainSettings:
-    model: str = "fast"
-    """Model size: paper, base or fast (see docs/model.md)."""
+    model: str = "fast_whole_frame"
+    """Model size: paper, base, fast_whole_frame, or fast (which takes the room from the photo and
+    needs the cpu recipe); see docs/model.md."""
     recipe: str = "gan"
     """gan: the paper's recipe (GAN steps, then inversion steps). cpu: reconstruction steps, then
     `gan_steps` adversarial steps, G and encoder together (cpu_recipe.py; inversion_steps 0)."""
@@ -138,6 +139,11 @@ class TrainSettings:
                 raise SettingsError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.recipe == "gan" and self.gan_steps == 0:
             raise SettingsError("gan_steps must be >= 1: an untrained generator paints noise")
+        if self.recipe == "gan" and named_config(self.model).room_from_photo:
+            raise SettingsError(
+                f"model {self.model!r} takes the room from a photo, which the gan recipe's random codes "
+                "do not hold: use the cpu recipe, or a model that paints the whole frame"
+            )
         if self.recipe == "cpu":
             self._check_cpu_recipe()
         try:

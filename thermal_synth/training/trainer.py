@@ -162,9 +162,15 @@ class CheckpointedTrainer:
     def adopt_painter(self, painter: SpadeSRModel) -> None:
         """A trained model's generator and encoder (the shipped EMA weights) as both the live and
         the averaged networks; critics, heads, optimiser moments and step counts start fresh. What
-        a model file holds is all a new run can take from it."""
+        a model file holds is all a new run can take from it. A model without a room from the photo
+        may start one with it: its compositing head is the one thing that starts untrained."""
+        adds_room = self.config.room_from_photo and not painter.config.room_from_photo
         for networks in (self.networks, self.ema):
-            networks.generator.load_state_dict(painter.generator.state_dict())
+            missing, _ = networks.generator.load_state_dict(
+                painter.generator.state_dict(), strict=not adds_room
+            )
+            if any(not key.startswith("composite.") for key in missing):
+                raise ValueError(f"the model's generator lacks {missing}")
             networks.encoder.load_state_dict(painter.encoder.state_dict())
 
 
