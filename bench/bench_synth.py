@@ -149,7 +149,7 @@ def random_bundle(config: ModelConfig, seed: int = 0) -> ModelBundle:
     """A model of `config` with random weights and a one-code bank, never written to disk."""
     torch.manual_seed(seed)
     networks = SpadeSRModel(config).eval()
-    bank = LatentBank(config.z_dim)
+    bank = LatentBank.for_model(config)
     z = np.random.default_rng(seed).standard_normal(config.z_dim).astype(np.float32)
     bank.add(LatentCode(CODE, z))
     return ModelBundle(config, Preprocessing(), TrainingRecord(), networks, bank)

@@ -4,6 +4,7 @@ of a session, both phases learning, exact resume, spatial codes through model fi
 from __future__ import annotations
 
 import copy
+import json
 import math
 import pickle
 import subprocess
@@ -404,6 +405,43 @@ def test_a_spatial_code_model_saves_and_loads_with_its_bank(tmp_path: Path) -> N
     short["codes"] = [{"name": "cut", "z_float32_base64": "AAAA", "source": "", "thumbnail_png": None}]
     with pytest.raises(LatentBankError, match="must encode 6144 float32 numbers"):
         LatentBank.from_json(short, TINY_SPATIAL.z_dim)
+
+
+def test_a_room_models_bank_keeps_each_codes_photo_as_a_png(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    appearance = rng.uniform(-1, 1, TINY_ROOM.z_dim - TINY_ROOM.room_size).astype(np.float32)
+    code = np.concatenate([appearance, photo.transpose(2, 0, 1).ravel() / np.float32(127.5) - 1.0])
+    bank = LatentBank.for_model(TINY_ROOM)
+    bank.add(LatentCode("me", code, None, "photo.png"))
+    path = tmp_path / "bank.json"
+    bank.save(path)
+    stored = json.loads(path.read_text())
+    assert stored["photo_size"] == [96, 128]
+    assert "photo_png" in stored["codes"][0]
+    assert path.stat().st_size < 4 * TINY_ROOM.z_dim  # smaller than the raw float32 code
+    loaded = LatentBank.load(path, TINY_ROOM.z_dim, photo_size=(96, 128))
+    assert np.array_equal(loaded.get("me").z[: appearance.size], appearance)
+    assert np.allclose(loaded.get("me").z, code, atol=1e-6)
+
+    with pytest.raises(LatentBankError, match=r"its codes hold photos of \[96, 128\], the model's hold none"):
+        LatentBank.load(path, TINY_ROOM.z_dim)
+    whole = LatentBank(TINY_ROOM.z_dim)
+    whole.add(LatentCode("me", code))
+    whole.save(tmp_path / "whole.json")
+    with pytest.raises(
+        LatentBankError, match=r"its codes hold no photo, the model's hold photos of \[96, 128\]"
+    ):
+        LatentBank.load(tmp_path / "whole.json", TINY_ROOM.z_dim, photo_size=(96, 128))
+    small = LatentBank(TINY_ROOM.z_dim - TINY_ROOM.room_size + 3 * 48 * 64, photo_size=(48, 64))
+    small.add(LatentCode("me", code[: small.z_dim]))
+    forged = json.loads(path.read_text())
+    forged["codes"][0]["photo_png"] = small.to_json()["codes"][0]["photo_png"]
+    with pytest.raises(LatentBankError, match="'photo_png' is 64x48, the model's photos are 128x96"):
+        LatentBank.from_json(forged, TINY_ROOM.z_dim, photo_size=(96, 128))
+    forged["codes"][0]["photo_png"] = "not base64!"
+    with pytest.raises(LatentBankError, match="'photo_png' is not valid base64"):
+        LatentBank.from_json(forged, TINY_ROOM.z_dim, photo_size=(96, 128))
 
 
 def test_spatial_configs_are_checked_and_resize_with_their_grid() -> None:

@@ -28,7 +28,7 @@ def bank_from_sessions(
     spatial code is the middle frame's alone: a mean of maps would be a mean of poses, a blur.
     """
     encoder = bundle.networks.encoder.eval()
-    bank = LatentBank(bundle.config.z_dim)
+    bank = LatentBank.for_model(bundle.config)
     groups: dict[str, list[int]] = {}
     for index, session in enumerate(sessions):
         groups.setdefault(appearance_name(session), []).append(index)

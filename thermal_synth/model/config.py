@@ -125,6 +125,11 @@ class ModelConfig:
         return rows // 2, cols // 2
 
     @property
+    def code_photo_size(self) -> tuple[int, int] | None:
+        """(rows, cols) of the photo a code ends with, or None (no `room_from_photo`)."""
+        return self.image_size if self.room_from_photo else None
+
+    @property
     def room_size(self) -> int:
         """Numbers of the photo at the end of a spatial code (0 without `room_from_photo`)."""
         return _spatial_z_dim(self.image_size, 0, self.room_from_photo)

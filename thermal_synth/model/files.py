@@ -114,7 +114,7 @@ class ModelBundle:
 
     def reload_bank(self) -> LatentBank:
         """Re-reads bank.json (e.g. after `thermal-synth codes add`); the old bank stays on error."""
-        self.bank = _load_bank(self.bank_path, self.config.z_dim)
+        self.bank = _load_bank(self.bank_path, self.config)
         return self.bank
 
 
@@ -214,13 +214,13 @@ def load_model(directory: Path) -> ModelBundle:
     networks = SpadeSRModel(config, with_discriminator=training.details.get("recipe") != "cpu")
     networks.load_state_dict(_read_weights(directory / WEIGHTS_FILE, networks, expected_bytes, expected_sha))
     networks.eval()
-    bank = _load_bank(directory / BANK_FILE, config.z_dim)
+    bank = _load_bank(directory / BANK_FILE, config)
     return ModelBundle(config, preprocessing, training, networks, bank, directory)
 
 
-def _load_bank(path: Path, z_dim: int) -> LatentBank:
+def _load_bank(path: Path, config: ModelConfig) -> LatentBank:
     try:
-        return LatentBank.load(path, z_dim)
+        return LatentBank.load(path, config.z_dim, photo_size=config.code_photo_size)
     except LatentBankError as error:
         raise ModelFileError(str(error)) from None
 

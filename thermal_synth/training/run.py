@@ -446,7 +446,7 @@ class _Run:
         if self.teacher is not None:
             details["distillation"] = self.teacher.record()
         bundle = self.trainer.bundle(
-            LatentBank(self.plan.model.z_dim), dataset=str(self.data), details=details
+            LatentBank.for_model(self.plan.model), dataset=str(self.data), details=details
         )
         bundle.bank = self._bank(bundle)
         save_model(self.out, bundle)
