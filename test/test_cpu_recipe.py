@@ -379,7 +379,7 @@ def test_the_cli_fine_tunes_the_packaged_model_by_name(tmp_path: Path) -> None:
     """`--init-from default` is the packaged model; its checks run before any step."""
     quantised = make_sim_dataset(tmp_path / "q2", pairs=40, recipe=HeatmapRecipe(quantisation_c=2.0))
     result = subprocess.run(
-        [str(BIN / "thermal-synth"), "train", "--config", "sim_cpu_q2", "--init-from", "default",
+        [str(BIN / "thermal-synth"), "train", "--config", "sim_cpu_room", "--init-from", "default",
          "--data", str(quantised), "--out", str(tmp_path / "m"), "--normalisation", "frame"],
         check=False, capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -309,13 +309,13 @@ def test_the_distil_fast_config_needs_a_teacher_and_the_command_distils(
     sim_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # `fast` has spatial codes: its teacher must paint from codes of the same shape.
-    spatial = replace(TINY_CONFIG, code_channels=4, z_dim=named_config("fast").z_dim)
+    spatial = replace(TINY_CONFIG, code_channels=4, z_dim=named_config("fast_whole_frame").z_dim)
     teacher_plan = replace(TINY_PLAN, model=spatial, gan_steps=1, inversion_steps=1)
     tiny_model = train_model(sim_dataset, tmp_path / "teacher", teacher_plan, progress=False).bundle.directory
     written = yaml.safe_load(named_settings_file("distil_fast").read_text())
     assert set(written) <= {item.name for item in fields(TrainSettings)}
     settings = load_settings("distil_fast")
-    assert (settings.model, settings.teacher) == ("fast", "")
+    assert (settings.model, settings.teacher) == ("fast_whole_frame", "")
     assert settings.distil_weight > 0
     with pytest.raises(SettingsError, match="but no teacher: pass --teacher MODEL_DIR"):
         make_plan(settings, (12, 16), math.inf)

@@ -60,7 +60,8 @@ def _bundle(config: ModelConfig = SMALL, steps: int = 3, codes: int = 2) -> Mode
 def test_named_configs_build_networks_of_the_right_shapes(name: str) -> None:
     config = named_config(name)
     networks = SpadeSRModel(config)
-    z = torch.randn(2, config.z_dim)
+    # Spatial codes (and the photo a room code holds) lie in [-1, 1], as the encoder makes them.
+    z = torch.rand(2, config.z_dim) * 2 - 1 if config.spatial_code else torch.randn(2, config.z_dim)
     heatmap = torch.rand(2, 1, *config.heatmap_size) * 2 - 1
     with torch.no_grad():
         image = networks.generator(z, heatmap)

@@ -18,6 +18,7 @@ from conftest import BIN
 from model_fixtures import TINY_PLAN
 from safetensors.torch import load_file
 
+from thermal_synth.model.config import NAMED_CONFIGS
 from thermal_synth.model.files import load_trained_model
 from thermal_synth.model.recipe import Preprocessing
 from thermal_synth.training.checkpoints import (
@@ -243,7 +244,7 @@ def test_lazy_r1_runs_every_nth_discriminator_step(sim_dataset: Path) -> None:
 def test_every_shipped_training_config_loads_and_flags_validate(tmp_path: Path) -> None:
     assert {"fast", "base", "paper", "sim_cpu"} <= set(available_settings())
     for name in available_settings():
-        assert load_settings(name).model in {"fast", "base", "paper"}
+        assert load_settings(name).model in NAMED_CONFIGS
     assert load_settings("base").model == "base"
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: fast\nlearning_rate: 0.1\n")

@@ -237,7 +237,8 @@ class Generator(nn.Module):
         if photo is None:
             return painted
         cover = torch.sigmoid(self.composite(torch.cat([x, photo], 1)))
-        return torch.lerp(photo, painted, cover)
+        # Not torch.lerp: under bf16 autocast the cover and the photo differ in dtype.
+        return photo + cover * (painted - photo)
 
     def forward(self, z: Tensor, heatmap: Tensor) -> Tensor:
         return self.paint(self.project(z), self.thermal_features(heatmap))
