@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from thermal_synth.common.json_files import check_format, read_json, write_text_atomic
+from thermal_synth.engine.preprocess import to_unit_range
 from thermal_synth.model.config import ModelConfig
 
 FORMAT_NAME = "thermal_synth.latent_bank"
@@ -215,7 +216,7 @@ class LatentBank:
                     f"{where}: 'photo_png' is {photo.shape[1]}x{photo.shape[0]}, the model's photos are "
                     f"{self.photo_size[1]}x{self.photo_size[0]}"
                 )
-            numbers = photo.transpose(2, 0, 1).astype(np.float32).ravel() / np.float32(127.5) - 1.0
+            numbers = to_unit_range(photo).transpose(2, 0, 1).ravel()
             z = np.concatenate([z, numbers])
         source = entry.get("source", "")
         if not isinstance(source, str):
