@@ -25,7 +25,7 @@ from std_srvs.srv import Trigger
 from thermal_msgs import topics
 from thermal_msgs.image import array_to_image, image_to_array
 from thermal_msgs.qos import STREAM_PUBLISHER_QOS, STREAM_SUBSCRIBER_QOS
-from thermal_synth.engine.inference import SynthesisEngine, cpu_flags, select_precision
+from thermal_synth.engine.inference import SynthesisEngine, cpu_flags, emulates_bf16, select_precision
 from thermal_synth.engine.streams import Mailboxes, paint_heatmap, paint_heatmaps
 from thermal_synth.model.bank import LatentBank, LatentCode
 from thermal_synth.model.files import BANK_FILE, HOW_TO_GET_A_MODEL, TrainingRecord, load_model, save_model
@@ -647,6 +647,8 @@ def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(tmp_path
     native = "bf16" if cpu_flags() & {"avx512_bf16", "amx_bf16"} else "fp32"
     assert select_precision("auto", torch.device("cpu")) == native
     assert select_precision("fp32", torch.device("cpu")) == "fp32"
+    assert emulates_bf16(torch.device("cpu"), frozenset({"sse2", "avx2", "avx512f"}))
+    assert not emulates_bf16(torch.device("cpu"), frozenset({"avx2", "amx_bf16"}))
     with pytest.raises(ValueError, match="unknown precision 'half'"):
         select_precision("half", torch.device("cpu"))
 

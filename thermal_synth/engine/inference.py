@@ -60,7 +60,14 @@ def select_precision(name: str, device: torch.device) -> str:
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_flags() & NATIVE_BF16_CPU_FLAGS else "fp32"
+    return "fp32" if emulates_bf16(device) else "bf16"
+
+
+def emulates_bf16(device: torch.device, flags: frozenset[str] | None = None) -> bool:
+    """True on a CPU without AMX or AVX512-BF16, where bf16 autocast runs but slower than fp32."""
+    if device.type != "cpu":
+        return False
+    return not (cpu_flags() if flags is None else flags) & NATIVE_BF16_CPU_FLAGS
 
 
 def paint_projected(generator: Generator, projected: Tensor, heatmaps: Tensor, precision: str) -> Tensor:

@@ -20,7 +20,7 @@ from thermal_synth.common.cli_args import EXIT_INTERRUPTED, number, use_one_line
 from thermal_synth.common.json_files import read_json, write_text_atomic
 from thermal_synth.dataset.pairs import DatasetMismatchError
 from thermal_synth.dataset.shards import ShardFormatError, ShardReader
-from thermal_synth.engine.inference import select_device
+from thermal_synth.engine.inference import emulates_bf16, select_device
 from thermal_synth.model.config import ModelConfigError
 from thermal_synth.model.files import ModelFileError
 from thermal_synth.training.checkpoints import CheckpointError, list_checkpoints
@@ -139,6 +139,12 @@ def run(args: argparse.Namespace) -> int:
         heatmap_size = ShardReader(args.data, verify=False).recipe.output_size
         plan = make_plan(settings, heatmap_size, args.max_minutes)
         if _main_process():
+            if plan.train.precision == "bf16" and emulates_bf16(select_device(plan.device)):
+                print(
+                    f"{PROG}: warning: this CPU has no native bf16 (AMX or AVX512-BF16), so bf16 steps "
+                    "run slower than fp32 here; pass --precision fp32",
+                    file=sys.stderr,
+                )
             if not args.resume and directory.exists() and any(directory.iterdir()):
                 raise RunDirectoryError(
                     f"run directory {directory} is not empty; pass --resume to continue it or --run-dir"

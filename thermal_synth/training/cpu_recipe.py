@@ -346,15 +346,16 @@ class CpuRecipeTrainer(CheckpointedTrainer):
 
     def _head_steps(self, batch: PairBatch, real_features: list[Tensor]) -> dict[str, float]:
         """The heads that read pose back from a painting learn it on the real frames first."""
-        losses = {
-            "h_real": heatmap_reconstruction(
-                batch.heatmaps, self.heatmap_head(real_features), batch.cell_masks
-            )
-        }
         optimisers = [self.optimiser_h]
-        if self._reads_silhouettes(batch):
-            losses["s_real"] = silhouette_loss(self.silhouette_head(real_features), batch.image_masks)
-            optimisers.append(self.optimiser_s)
+        with self._autocast():
+            losses = {
+                "h_real": heatmap_reconstruction(
+                    batch.heatmaps, self.heatmap_head(real_features), batch.cell_masks
+                )
+            }
+            if self._reads_silhouettes(batch):
+                losses["s_real"] = silhouette_loss(self.silhouette_head(real_features), batch.image_masks)
+                optimisers.append(self.optimiser_s)
         for optimiser in optimisers:
             optimiser.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
@@ -381,14 +382,18 @@ class CpuRecipeTrainer(CheckpointedTrainer):
 
         return replace(batch, images=recolour(batch.images), references=recolour(batch.references))
 
+    def _real_features(self, batch: PairBatch) -> list[Tensor]:
+        with torch.no_grad(), self._autocast():
+            return self.features(batch.images)
+
     def reconstruction_step(self, batch: PairBatch) -> dict[str, float]:
         batch = self._recoloured(batch)
-        with torch.no_grad():
-            real_features = self.features(batch.images)
+        real_features = self._real_features(batch)
         head_losses = self._head_steps(batch, real_features)
-        fakes = self._paint(batch)
         self._set_critics_learning(False)
-        losses = self._reconstruction_losses(batch, fakes, self.features(fakes), real_features)
+        with self._autocast():
+            fakes = self._paint(batch)
+            losses = self._reconstruction_losses(batch, fakes, self.features(fakes), real_features)
         self._set_critics_learning(True)
         self._painter_step(losses["total"])
         self.reconstruction_steps += 1
@@ -398,20 +403,21 @@ class CpuRecipeTrainer(CheckpointedTrainer):
     def adversarial_step(self, batch: PairBatch) -> dict[str, float]:
         batch = self._recoloured(batch)
         tc = self.train_config
-        with torch.no_grad():
-            real_features = self.features(batch.images)
+        real_features = self._real_features(batch)
         head_losses = self._head_steps(batch, real_features)
-        fakes = self._paint(batch)
-        fake_features = self.features(fakes)
-        real_scores = self.discriminator(real_features, batch.heatmaps)
-        fake_scores = self.discriminator([f.detach() for f in fake_features], batch.heatmaps)
-        d_loss = discriminator_hinge(real_scores, fake_scores)
+        with self._autocast():
+            fakes = self._paint(batch)
+            fake_features = self.features(fakes)
+            real_scores = self.discriminator(real_features, batch.heatmaps)
+            fake_scores = self.discriminator([f.detach() for f in fake_features], batch.heatmaps)
+            d_loss = discriminator_hinge(real_scores, fake_scores)
         self.optimiser_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.optimiser_d.step()
         self._set_critics_learning(False)
-        losses = self._reconstruction_losses(batch, fakes, fake_features, real_features)
-        adversarial = generator_hinge(self.discriminator(fake_features, batch.heatmaps))
+        with self._autocast():
+            losses = self._reconstruction_losses(batch, fakes, fake_features, real_features)
+            adversarial = generator_hinge(self.discriminator(fake_features, batch.heatmaps))
         total = tc.reconstruction_weight * losses["total"] + tc.adversarial_weight * adversarial
         self._set_critics_learning(True)
         self._painter_step(total)

@@ -159,6 +159,13 @@ class CheckpointedTrainer:
             for group, (lr, betas) in zip(optimiser.param_groups, groups, strict=True):
                 group["lr"], group["betas"] = lr, betas
 
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """Forward passes in bf16 when asked: on a GPU, or a CPU with AMX or AVX512-BF16, whose
+        convolutions then run about 1.6 times faster; weights, optimiser moments and backward
+        accumulation stay fp32."""
+        enabled = self.train_config.precision == "bf16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
     def adopt_painter(self, painter: SpadeSRModel) -> None:
         """A trained model's generator and encoder (the shipped EMA weights) as both the live and
         the averaged networks; critics, heads, optimiser moments and step counts start fresh. What
@@ -206,10 +213,6 @@ class SpadeSRTrainer(CheckpointedTrainer):
         self.optimiser_e = torch.optim.Adam(networks.encoder.parameters(), train_config.lr_encoder, betas)
         self.gan_steps = 0
         self.inversion_steps = 0
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        enabled = self.train_config.precision == "bf16"
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def _step(self, optimiser: torch.optim.Optimizer, network: nn.Module, loss: Tensor) -> None:
         optimiser.zero_grad(set_to_none=True)
