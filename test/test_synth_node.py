@@ -598,19 +598,21 @@ def test_each_stream_is_painted_from_its_own_heatmaps_with_its_own_appearance(
     assert alice.set_parameters(**{"alice.latent_code": ""}).successful
     assert alice.set_parameters(latent_code=names[1]).successful
     assert_same_picture(alice.render(sitting), expected_image(reference, sitting, names[1]))
-    (
-        assert_same_picture(bob.render(standing), expected_image(reference, standing, names[-1])),
-        ("bob keeps his own code when latent_code changes"),
-    )
+    # bob keeps his own code when latent_code changes
+    assert_same_picture(bob.render(standing), expected_image(reference, standing, names[-1]))
     refused = alice.set_parameters(**{"bob.latent_code": "nobody"})
     assert not refused.successful
     assert "no code named 'nobody'" in refused.reason
 
-    wait_for(lambda: alice.diagnostics and "bob.fps" in alice.last_values(), 5.0, "per-stream diagnostics")
+    # Diagnostics are published on a timer, so the first report after the renders may predate the last one.
+    wait_for(
+        lambda: alice.diagnostics and int(alice.last_values().get("alice.frames_published", "0")) >= 3,
+        5.0,
+        "per-stream diagnostics counting alice's three frames",
+    )
     values = alice.last_values()
     assert values["streams"] == "alice, bob"
     assert values["bob.latent_code"] == f"{names[-1]} (steady)"
-    assert int(values["alice.frames_published"]) >= 3
     assert float(values["frames_per_forward_pass"]) >= 1.0
 
 
