@@ -30,6 +30,7 @@ from bench.__main__ import (
     synth_tables,
     table,
 )
+from thermal_synth.engine.inference import select_precision
 from thermal_synth.model.files import DEFAULT_MODEL, MODEL_JSON
 from thermal_synth.recording.bags import STORAGES
 from thermal_synth.training.settings import load_settings
@@ -178,6 +179,13 @@ def test_synth_benchmark_reports_speed_size_and_backends_for_a_config(quick_synt
     assert [b["batch"] for b in cpu["batched"]] == [2]
     assert cpu["batched"][0]["images_per_s"]["median"] > 0
     assert isinstance(cpu["meets_target"], bool)
+    assert cpu["node_precision"] == select_precision("auto", torch.device("cpu"))
+    if cpu["node_precision"] == "fp32":
+        assert "single_stream_node_precision" not in cpu, "fp32 is measured once"
+    else:
+        assert cpu["single_stream_node_precision"]["fps_median"] > 0
+    as_the_node_paints = cpu.get("single_stream_node_precision", cpu["single_stream"])
+    assert cpu["meets_target"] == (as_the_node_paints["fps_median"] >= bench_synth.TARGET_FPS["fast"])
     if torch.get_num_threads() > 1:
         assert cpu["single_stream_one_thread"]["fps_median"] > 0
     variants = report["cpu_backends"]["configs"]["fast"]["variants"]
@@ -295,7 +303,7 @@ def test_readme_synth_tables_have_a_row_per_config(quick_synth_report):
     report = quick_synth_report
     rows = synth_table(report).splitlines()
     assert len(rows) == 2 + 1
-    assert all(row.count("|") == 11 for row in rows)
+    assert all(row.count("|") == 12 for row in rows)
     fast = report["configs"]["fast"]["quality"]
     assert fast is not None
     assert fast["model"].endswith("models/default")
