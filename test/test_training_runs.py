@@ -4,6 +4,7 @@ the command line, and two processes under torchrun."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from conftest import BIN
 from model_fixtures import TINY_PLAN
 from safetensors.torch import load_file
 
+from thermal_synth.engine.inference import select_precision
 from thermal_synth.model.config import NAMED_CONFIGS
 from thermal_synth.model.files import load_trained_model
 from thermal_synth.model.recipe import Preprocessing
@@ -28,6 +30,7 @@ from thermal_synth.training.checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
+from thermal_synth.training.cli import make_plan
 from thermal_synth.training.run import (
     CHECKPOINTS_DIRECTORY,
     Schedule,
@@ -258,6 +261,18 @@ def test_every_shipped_training_config_loads_and_flags_validate(tmp_path: Path) 
         load_settings("huge")
 
 
+def test_auto_precision_trains_in_the_precision_the_node_paints_in() -> None:
+    """A CPU recipe config must not hard-code bf16: emulated on a CPU without AMX or AVX512-BF16,
+    it is slower than fp32 there."""
+    cpu = torch.device("cpu")
+    for name in ("sim_cpu", "sim_cpu_swaps", "sim_cpu_q2", "sim_cpu_room"):
+        settings = load_settings(name)
+        assert settings.precision == "auto", name
+        assert make_plan(settings, (12, 16), math.inf).train.precision == select_precision("auto", cpu)
+    pinned = replace(load_settings("sim_cpu"), precision="fp32")
+    assert make_plan(pinned, (12, 16), math.inf).train.precision == "fp32"
+
+
 def _train_cli(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(BIN / "thermal-synth"), "train", *arguments],
@@ -276,6 +291,7 @@ def test_train_command_pauses_with_a_checkpoint_and_resumes(sim_dataset: Path, t
     common = ("--data", str(sim_dataset), "--out", str(out), *CLI_SMALL)
     paused = _train_cli(*common, "--gan-steps", "2", "--inversion-steps", "1", "--max-minutes", "0.00001")
     assert paused.returncode == 0, paused.stderr
+    assert f"training in {select_precision('auto', torch.device('cpu'))} on cpu" in paused.stdout
     assert "paused at step 1" in paused.stdout
     assert "--resume" in paused.stdout
     assert not out.exists()

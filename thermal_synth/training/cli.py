@@ -20,7 +20,7 @@ from thermal_synth.common.cli_args import EXIT_INTERRUPTED, number, use_one_line
 from thermal_synth.common.json_files import read_json, write_text_atomic
 from thermal_synth.dataset.pairs import DatasetMismatchError
 from thermal_synth.dataset.shards import ShardFormatError, ShardReader
-from thermal_synth.engine.inference import emulates_bf16, select_device
+from thermal_synth.engine.inference import emulates_bf16, select_device, select_precision
 from thermal_synth.model.config import ModelConfigError
 from thermal_synth.model.files import ModelFileError
 from thermal_synth.training.checkpoints import CheckpointError, list_checkpoints
@@ -106,10 +106,7 @@ def resolve_settings(args: argparse.Namespace, directory: Path) -> TrainSettings
 
 
 def make_plan(settings: TrainSettings, heatmap_size: tuple[int, int], max_minutes: float) -> TrainingPlan:
-    device = select_device(settings.device)
-    precision = settings.precision
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
+    precision = select_precision(settings.precision, select_device(settings.device))
     return TrainingPlan(
         model=settings.model_config(heatmap_size),
         gan_steps=settings.gan_steps,
@@ -139,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
         heatmap_size = ShardReader(args.data, verify=False).recipe.output_size
         plan = make_plan(settings, heatmap_size, args.max_minutes)
         if _main_process():
-            if plan.train.precision == "bf16" and emulates_bf16(select_device(plan.device)):
+            device = select_device(plan.device)
+            print(f"{PROG}: training in {plan.train.precision} on {device.type}")
+            if plan.train.precision == "bf16" and emulates_bf16(device):
                 print(
                     f"{PROG}: warning: this CPU has no native bf16 (AMX or AVX512-BF16), so bf16 steps "
                     "run slower than fp32 here; pass --precision fp32",
