@@ -36,6 +36,7 @@ from thermal_synth.training.cpu_recipe import (
     moved_area,
     moved_region,
     silhouette_loss,
+    uncovered_colour,
 )
 from thermal_synth.training.perceptual import (
     FEATURE_CHANNELS,
@@ -194,6 +195,43 @@ def test_swapped_rows_take_another_sessions_code_and_learn_to_keep_its_colours(p
     assert last["g_retention"] < first["g_retention"]
     assert last["g_l1"] < first["g_l1"]
     assert "g_retention" in trainer.adversarial_step(batch)
+
+
+def test_the_uncovered_colour_loss_cannot_be_met_by_copying_the_photo(pairs, features) -> None:
+    """A stranger stands right of where the photo's person stood: copying the photo paints room
+    where the stranger is, which the mean-colour loss half forgives and this one does not."""
+    photo = -torch.ones(1, 3, 96, 128)
+    photo_mask = torch.zeros(1, 1, 96, 128, dtype=torch.bool)
+    photo_mask[..., 20:90, 20:50] = True
+    photo[:, :, 20:90, 20:50] = torch.tensor([0.8, 0.2, -0.4])[:, None, None]
+    stranger_mask = torch.zeros_like(photo_mask)
+    stranger_mask[..., 20:90, 40:70] = True
+    in_the_strangers_pose = -torch.ones_like(photo)
+    in_the_strangers_pose[:, :, 20:90, 40:70] = torch.tensor([0.8, 0.2, -0.4])[:, None, None]
+
+    assert uncovered_colour(in_the_strangers_pose, stranger_mask, photo, photo_mask).item() == 0.0
+    copied = uncovered_colour(photo, stranger_mask, photo, photo_mask).item()
+    assert copied > 1.0
+    assert copied > 2 * colour_retention(photo, stranger_mask, photo, photo_mask).item()
+    a_sliver = torch.zeros_like(photo_mask)
+    a_sliver[..., 20:90, 20:51] = True  # 70 px beside the photo's person
+    thin = torch.zeros_like(photo_mask)
+    thin[..., 20:50, 20:51] = True  # 30 px: too few to say anything about colour
+    assert uncovered_colour(photo, a_sliver, photo, photo_mask).item() > 1.0
+    assert uncovered_colour(photo, thin, photo, photo_mask).item() == 0.0
+
+    sampler = ReferenceSampler(pairs, swap_fraction=0.5)
+    batch = sampler.batch(torch.arange(8), torch.Generator().manual_seed(4), torch.device("cpu"))
+    trainer = CpuRecipeTrainer(
+        TINY_SPATIAL, Preprocessing(), replace(RECIPE_TRAIN, uncovered_colour_weight=2.0), features=features
+    )
+    first = trainer.reconstruction_step(batch)
+    for _ in range(14):
+        last = trainer.reconstruction_step(batch)
+    assert last["g_uncovered_colour"] < first["g_uncovered_colour"]
+    assert "g_uncovered_colour" not in CpuRecipeTrainer(
+        TINY_SPATIAL, Preprocessing(), RECIPE_TRAIN, features=features
+    ).reconstruction_step(batch)
 
 
 def test_the_silhouette_head_learns_real_masks_and_pulls_the_painting_onto_the_targets_silhouette(

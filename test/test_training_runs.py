@@ -37,7 +37,7 @@ from thermal_synth.training.run import (
     TrainingDiverged,
     train_model,
 )
-from thermal_synth.training.run_log import COLUMNS, RunLog
+from thermal_synth.training.run_log import COLUMNS, RunLog, plot_series
 from thermal_synth.training.settings import (
     SettingsError,
     TrainSettings,
@@ -145,6 +145,28 @@ def test_a_run_leaves_logs_curves_samples_and_checkpoints(sim_dataset: Path, tmp
     grid = cv2.imread(str(run / "samples" / "inversion_0000006.png"))
     assert grid.shape[1] > 4 * 128  # one column per sample frame
     assert [c.step for c in list_checkpoints(run / CHECKPOINTS_DIRECTORY)] == [4, 6]
+
+
+def test_a_series_of_one_record_is_drawn_visibly() -> None:
+    """A run paused at its first log step has one record per loss; its curves must not be empty."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    def coloured_pixels(steps: list[int], values: list[float]) -> int:
+        figure, axis = pyplot.subplots(figsize=(3, 2), dpi=90)
+        plot_series(axis, steps, values, "g_total")
+        axis.set_xlim(0, 20)
+        axis.set_ylim(0, 2)
+        figure.canvas.draw()
+        pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].astype(int)
+        pyplot.close(figure)
+        blue = np.array([0x1F, 0x77, 0xB4])
+        return int((np.abs(pixels - blue).sum(-1) < 60).sum())
+
+    assert coloured_pixels([10], [1.0]) > 10
+    assert coloured_pixels([5, 15], [0.5, 1.5]) > 10
 
 
 def test_records_average_the_steps_between_them_so_lazy_r1_is_logged(sim_dataset: Path, tmp_path: Path):

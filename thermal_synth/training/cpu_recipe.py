@@ -58,6 +58,9 @@ for a 96x128 image): fine enough to tell a stranger's shoulders from the photo's
 MULTISCALE_FACTORS = (2, 4)
 HEATMAP_CHANGE = 0.1
 """Without person masks: a change of the normalised heatmap ([-1, 1]) above this counts as moved."""
+UNCOVERED_MIN_PIXELS = 64
+"""`uncovered_colour` counts a swapped row only where this many pixels of the target's person
+stand on the photo's room (64 of 96x128: an arm's width over a few dozen rows)."""
 
 
 @dataclass
@@ -174,6 +177,20 @@ def colour_retention(painted: Tensor, painted_masks: Tensor, photos: Tensor, pho
         loss = loss + ((painted_mean - photo_mean).abs().mean(1) * valid).sum()
         parts = parts + valid.sum()
     return loss / parts.clamp_min(1.0)
+
+
+def uncovered_colour(painted: Tensor, painted_masks: Tensor, photos: Tensor, photo_masks: Tensor) -> Tensor:
+    """L1 between the photo's mean person colour and the painted mean where the target's person
+    stands but the photo shows room.
+
+    A painting that keeps the photo's layout shows room there, so unlike `colour_retention` no
+    copy of the photo satisfies it; it asks for the outfit exactly where the painter must invent
+    it. Rows whose silhouettes differ by fewer than `UNCOVERED_MIN_PIXELS` do not count: a few
+    boundary pixels' mean says little about colour."""
+    painted_mean, painted_area = _masked_mean(painted, painted_masks & ~photo_masks)
+    photo_mean, photo_area = _masked_mean(photos, photo_masks)
+    valid = ((painted_area >= UNCOVERED_MIN_PIXELS) & (photo_area > 0)).float()
+    return ((painted_mean - photo_mean).abs().mean(1) * valid).sum() / valid.sum().clamp_min(1.0)
 
 
 def _masked_mean(images: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
@@ -331,14 +348,15 @@ class CpuRecipeTrainer(CheckpointedTrainer):
             losses["silhouette"] = silhouette
         if batch.swapped.any() and batch.image_masks is not None and batch.reference_masks is not None:
             swapped = batch.swapped
-            retention = colour_retention(
-                fakes[swapped],
-                batch.image_masks[swapped],
-                batch.references[swapped],
-                batch.reference_masks[swapped],
-            )
+            rows = (fakes[swapped], batch.image_masks[swapped])
+            photos = (batch.references[swapped], batch.reference_masks[swapped])
+            retention = colour_retention(*rows, *photos)
             total = total + tc.retention_weight * retention
             losses["retention"] = retention
+            if tc.uncovered_colour_weight > 0.0:
+                uncovered = uncovered_colour(*rows, *photos)
+                total = total + tc.uncovered_colour_weight * uncovered
+                losses["uncovered_colour"] = uncovered
         return losses | {"total": total}
 
     def _reads_silhouettes(self, batch: PairBatch) -> bool:

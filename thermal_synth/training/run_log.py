@@ -23,7 +23,7 @@ COLUMNS = (
     "step", "phase", "phase_step", "elapsed_s", "steps_per_s",
     "d_loss", "d_adv", "d_rec", "r1", "g_loss", "g_rec", "g_distil", "e_loss", "e_l1", "e_distil",
     "g_total", "g_l1", "g_multiscale", "g_perceptual", "g_heatmap", "h_real", "g_adv",
-    "g_retention", "g_silhouette", "s_real",
+    "g_retention", "g_uncovered_colour", "g_silhouette", "s_real",
 )  # fmt: skip
 """Fixed so the CSV header never changes mid-file; a phase leaves the other phase's columns empty."""
 PLOTTED = (
@@ -37,7 +37,10 @@ PLOTTED = (
     ("cpu recipe: perceptual (ImageNet features)", ("g_perceptual",)),
     ("cpu recipe: heatmap read back, painted / real", ("g_heatmap", "h_real")),
     ("cpu recipe: projected GAN, G / D", ("g_adv", "d_loss")),
-    ("cpu recipe: swapped appearances, colour kept (L1)", ("g_retention",)),
+    (
+        "cpu recipe: swapped appearances, colour kept (L1): whole / on the photo's room",
+        ("g_retention", "g_uncovered_colour"),
+    ),
     ("cpu recipe: silhouette read back (BCE), painted / real", ("g_silhouette", "s_real")),
 )
 """A panel is drawn when its first loss was logged: `d_loss` is the GAN recipe's too."""
@@ -125,8 +128,7 @@ class RunLog:
                 if not points:
                     continue
                 steps, values = zip(*points, strict=True)
-                axis.plot(steps, values, alpha=0.25, linewidth=0.8)
-                axis.plot(steps, smooth(values), label=key, color=axis.lines[-1].get_color())
+                plot_series(axis, steps, values, key)
             gan_steps = [r["step"] for r in records if r["phase"] == "gan"]
             if gan_steps and any(r["phase"] == "inversion" for r in records):
                 boundary = max(gan_steps)
@@ -140,6 +142,14 @@ class RunLog:
         figure.savefig(path, dpi=90)
         pyplot.close(figure)
         return path
+
+
+def plot_series(axis: Any, steps: Sequence[int], values: Sequence[float], label: str) -> None:
+    """The raw values faint, their smoothed curve over them. A series of one record (a run paused
+    at its first log step) gets a marker: a line through one point draws nothing."""
+    marker = "o" if len(steps) == 1 else ""
+    axis.plot(steps, values, alpha=0.25, linewidth=0.8)
+    axis.plot(steps, smooth(values), label=label, color=axis.lines[-1].get_color(), marker=marker)
 
 
 def smooth(values: Sequence[float], weight: float = 0.9) -> list[float]:

@@ -73,6 +73,7 @@ class TrainSettings:
     adversarial_weight: float = TrainConfig.adversarial_weight
     swap_fraction: float = TrainConfig.swap_fraction
     retention_weight: float = TrainConfig.retention_weight
+    uncovered_colour_weight: float = TrainConfig.uncovered_colour_weight
     silhouette_weight: float = TrainConfig.silhouette_weight
     colour_jitter: float = TrainConfig.colour_jitter
     critic_warmup_steps: int = TrainConfig.critic_warmup_steps
@@ -168,7 +169,7 @@ class TrainSettings:
             raise SettingsError(f"moved_weight must be >= 1, got {self.moved_weight}")
         if not 0.0 <= self.swap_fraction < 1.0:
             raise SettingsError(f"swap_fraction must be in [0, 1), got {self.swap_fraction}")
-        for name in ("retention_weight", "silhouette_weight"):
+        for name in ("retention_weight", "uncovered_colour_weight", "silhouette_weight"):
             if getattr(self, name) < 0.0:
                 raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.colour_jitter < 1.0:
