@@ -181,16 +181,28 @@ def colour_retention(painted: Tensor, painted_masks: Tensor, photos: Tensor, pho
 
 def uncovered_colour(painted: Tensor, painted_masks: Tensor, photos: Tensor, photo_masks: Tensor) -> Tensor:
     """L1 between the photo's mean person colour and the painted mean where the target's person
-    stands but the photo shows room.
+    stands but the photo shows room; and L1 to the photo's own pixels in a band just outside the
+    target's person where the photo shows room too.
 
-    A painting that keeps the photo's layout shows room there, so unlike `colour_retention` no
-    copy of the photo satisfies it; it asks for the outfit exactly where the painter must invent
-    it. Rows whose silhouettes differ by fewer than `UNCOVERED_MIN_PIXELS` do not count: a few
-    boundary pixels' mean says little about colour."""
-    painted_mean, painted_area = _masked_mean(painted, painted_masks & ~photo_masks)
+    A painting that keeps the photo's layout shows room where the stranger stands, so unlike
+    `colour_retention` no copy of the photo satisfies the first term; it asks for the outfit
+    exactly where the painter must invent it. Alone it also pays a painter unsure of the
+    silhouette to spread the outfit over every pixel that might be person; the band (the room
+    there is the photo's, known pixel for pixel) charges that at the same scale. Rows with fewer
+    than `UNCOVERED_MIN_PIXELS` in a region do not count there: a few pixels say little."""
+    uncovered = painted_masks & ~photo_masks
+    painted_mean, uncovered_area = _masked_mean(painted, uncovered)
     photo_mean, photo_area = _masked_mean(photos, photo_masks)
-    valid = ((painted_area >= UNCOVERED_MIN_PIXELS) & (photo_area > 0)).float()
-    return ((painted_mean - photo_mean).abs().mean(1) * valid).sum() / valid.sum().clamp_min(1.0)
+    person = (painted_mean - photo_mean).abs().mean(1)
+    person_valid = ((uncovered_area >= UNCOVERED_MIN_PIXELS) & (photo_area > 0)).float()
+    grown = functional.max_pool2d(
+        painted_masks.float(), 2 * MOVED_DILATION + 1, stride=1, padding=MOVED_DILATION
+    )
+    band = (grown > 0) & ~painted_masks & ~photo_masks
+    room, band_area = _masked_mean((painted - photos).abs(), band)
+    room_valid = (band_area >= UNCOVERED_MIN_PIXELS).float()
+    total = (person * person_valid).sum() + (room.mean(1) * room_valid).sum()
+    return total / (person_valid.sum() + room_valid.sum()).clamp_min(1.0)
 
 
 def _masked_mean(images: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
