@@ -143,8 +143,12 @@ def moved_region(pairs: PairTensors, targets: Tensor, references: Tensor) -> Ten
 
     With image-resolution person masks this is exact; without (a user's own recording built
     without --mask) it is where the two heatmaps differ, upsampled."""
-    differ = _differ(pairs, targets, references).float()
-    return functional.max_pool2d(differ, 2 * MOVED_DILATION + 1, stride=1, padding=MOVED_DILATION)
+    return _grown(_differ(pairs, targets, references))
+
+
+def _grown(masks: Tensor) -> Tensor:
+    """(N, 1, H, W) float: the masks grown by `MOVED_DILATION` pixels."""
+    return functional.max_pool2d(masks.float(), 2 * MOVED_DILATION + 1, stride=1, padding=MOVED_DILATION)
 
 
 def moved_area(pairs: PairTensors, targets: Tensor, references: Tensor) -> Tensor:
@@ -195,10 +199,7 @@ def uncovered_colour(painted: Tensor, painted_masks: Tensor, photos: Tensor, pho
     photo_mean, photo_area = _masked_mean(photos, photo_masks)
     person = (painted_mean - photo_mean).abs().mean(1)
     person_valid = ((uncovered_area >= UNCOVERED_MIN_PIXELS) & (photo_area > 0)).float()
-    grown = functional.max_pool2d(
-        painted_masks.float(), 2 * MOVED_DILATION + 1, stride=1, padding=MOVED_DILATION
-    )
-    band = (grown > 0) & ~painted_masks & ~photo_masks
+    band = (_grown(painted_masks) > 0) & ~painted_masks & ~photo_masks
     room, band_area = _masked_mean((painted - photos).abs(), band)
     room_valid = (band_area >= UNCOVERED_MIN_PIXELS).float()
     total = (person * person_valid).sum() + (room.mean(1) * room_valid).sum()

@@ -86,8 +86,9 @@ class TrainConfig:
     those of the photo its code came from (needs person masks; 0 without)."""
     uncovered_colour_weight: float = 0.0
     """CPU recipe: L1 between the photo's mean person colour and the colour painted in a swapped
-    row where the stranger's person stands on the photo's room (needs person masks). Unlike
-    `retention_weight` a painting that keeps the photo's layout cannot satisfy it."""
+    row where the stranger's person stands on the photo's room, and to the photo's room in a band
+    around the stranger's person (needs person masks). Unlike `retention_weight` a painting that
+    keeps the photo's layout cannot satisfy it."""
     colour_jitter: float = 0.0
     """CPU recipe: each row's target and reference frames get one random gain per colour channel
     in [1 - jitter, 1 + jitter]: outfits and rooms the simulated rig's few dozen never showed, so
