@@ -59,8 +59,9 @@ MULTISCALE_FACTORS = (2, 4)
 HEATMAP_CHANGE = 0.1
 """Without person masks: a change of the normalised heatmap ([-1, 1]) above this counts as moved."""
 UNCOVERED_MIN_PIXELS = 64
-"""`uncovered_colour` counts a swapped row only where this many pixels of the target's person
-stand on the photo's room (64 of 96x128: an arm's width over a few dozen rows)."""
+"""`uncovered_colour` counts a swapped row's term only where its region (the target's person on
+the photo's room, or the band around the target's person) has this many pixels (64 of 96x128: an
+arm's width over a few dozen rows)."""
 
 
 @dataclass

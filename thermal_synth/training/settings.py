@@ -84,7 +84,8 @@ class TrainSettings:
     high_c: float = Normalisation.high_c
     device: str = DEVICE_AUTO
     precision: str = "auto"
-    """auto: bf16 on a GPU, fp32 on a CPU (bf16 autocast is slower than fp32 on most CPUs)."""
+    """auto: `select_precision`, as the synthesis node paints: bf16 where the device computes it
+    natively (a GPU with bf16, a CPU with AMX or AVX512-BF16), fp32 elsewhere."""
     compile: bool = False
     log_every: int = 10
     sample_every: int = 250
