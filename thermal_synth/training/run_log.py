@@ -38,7 +38,7 @@ PLOTTED = (
     ("cpu recipe: heatmap read back, painted / real", ("g_heatmap", "h_real")),
     ("cpu recipe: projected GAN, G / D", ("g_adv", "d_loss")),
     (
-        "cpu recipe: swapped appearances, colour kept (L1): whole / on the photo's room",
+        "cpu recipe: swapped rows, colour kept / uncovered (L1)",
         ("g_retention", "g_uncovered_colour"),
     ),
     ("cpu recipe: silhouette read back (BCE), painted / real", ("g_silhouette", "s_real")),
