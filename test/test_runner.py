@@ -11,6 +11,9 @@ import os
 import re
 import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,7 +26,10 @@ from std_srvs.srv import Trigger
 
 from thermal_msgs import topics
 from thermal_msgs.qos import STREAM_SUBSCRIBER_QOS
+from thermal_synth.bringup.graph import CONFERENCE
 from thermal_synth.bringup.preview import SHADES, render_heatmap
+from thermal_synth.bringup.runner import LAUNCHER, PlannedNode, process_command
+from thermal_synth.common.cli_args import EXIT_INTERRUPTED
 from thermal_synth.recording.bags import PairBagReader
 
 STARTUP_S = 60.0
@@ -246,3 +252,53 @@ def test_heatmap_rendering_puts_the_hottest_cell_at_the_top_shade():
     rows = render_heatmap(celsius).splitlines()
     assert rows[3][3 + 2 * 7 : 3 + 2 * 8] == SHADES[-1] * 2
     assert set(rows[0][3:-1]) == {SHADES[0]}
+
+
+SWALLOWING_IMPORT = """
+import os, signal, time, weakref
+
+
+class Anything:
+    pass
+
+
+def on_collected(reference):
+    # Python runs signal handlers between bytecodes: this one runs inside a weakref callback,
+    # where importlib's module-lock callbacks sit, and an exception there is only printed.
+    os.kill(os.getpid(), signal.SIGINT)
+    sum(range(10_000))
+
+
+anything = Anything()
+reference = weakref.ref(anything, on_collected)
+del anything
+time.sleep(30)
+
+
+def main():
+    return 0
+"""
+
+
+def test_a_node_interrupted_inside_an_import_callback_leaves_at_once(tmp_path):
+    """CI once saw the runner stop a synthesiser that was still importing torch: the interrupt
+    landed in an importlib callback, which printed a traceback, swallowed it, and left the node
+    running until SIGTERM. This module reproduces that landing spot on purpose."""
+    (tmp_path / "swallowing_import.py").write_text(SWALLOWING_IMPORT)
+    command = [sys.executable, "-c", LAUNCHER.format(module="swallowing_import", function="main")]
+    environment = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environment)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == EXIT_INTERRUPTED, stderr
+    assert "Traceback" not in stderr
+
+
+def test_the_synthesiser_stopped_while_importing_torch_leaves_quietly():
+    synthesiser = next(spec for spec in CONFERENCE.nodes if spec.name == "thermal_synth")
+    command = process_command(PlannedNode(synthesiser, ros_arguments=[]), Path("unused.yaml"))
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # importing it takes over a second here
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == EXIT_INTERRUPTED, stderr
+    assert "Traceback" not in stderr

@@ -50,14 +50,15 @@ STOP_GRACE_S = 10.0
 KILL_GRACE_S = 5.0
 POLL_S = 0.1
 OUTPUT_TAIL_LINES = 5
-LAUNCHER = f"""import signal, sys
+LAUNCHER = f"""import os, signal, sys
+# Stopped while still importing (torch takes seconds): nothing is open yet, so leave at once.
+# A KeyboardInterrupt here can land inside an importlib callback, which swallows it with a
+# traceback and leaves the node running until SIGTERM.
+signal.signal(signal.SIGINT, lambda signum, frame: os._exit({EXIT_INTERRUPTED}))
+from {{module}} import {{function}}
 # The runner stops nodes with SIGINT: hear it even when started from a background shell,
 # which leaves SIGINT ignored across exec.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-try:
-    from {{module}} import {{function}}
-except KeyboardInterrupt:  # stopped while still importing (torch takes seconds): no traceback
-    sys.exit({EXIT_INTERRUPTED})
 sys.exit({{function}}())
 """
 
