@@ -225,10 +225,26 @@ def test_the_uncovered_colour_loss_cannot_be_met_by_copying_the_photo_or_spreadi
     thin[..., 20:50, 20:51] = True  # 30 px beside the photo's person: too few to tell a colour
     assert uncovered_colour(photo, thin, photo, photo_mask).item() == 0.0
 
+    # The heatmap puts the stranger's edge within a few pixels: 3 px off, either way, is charged
+    # without a margin and not with one, while a copy of the photo still is.
+    narrower, wider = -torch.ones_like(photo), -torch.ones_like(photo)
+    narrower[:, :, 23:87, 43:67] = outfit
+    wider[:, :, 17:93, 37:73] = outfit
+    for edge_miss in (narrower, wider):
+        assert uncovered_colour(edge_miss, stranger_mask, photo, photo_mask).item() > 0.05
+        assert uncovered_colour(edge_miss, stranger_mask, photo, photo_mask, margin=4).item() == 0.0
+    assert uncovered_colour(photo, stranger_mask, photo, photo_mask, margin=4).item() > 0.5
+    spread_past_the_margin = -torch.ones_like(photo)
+    spread_past_the_margin[:, :, 11:96, 31:79] = outfit
+    assert uncovered_colour(spread_past_the_margin, stranger_mask, photo, photo_mask, margin=4).item() > 0.5
+
     sampler = ReferenceSampler(pairs, swap_fraction=0.5)
     batch = sampler.batch(torch.arange(8), torch.Generator().manual_seed(4), torch.device("cpu"))
     trainer = CpuRecipeTrainer(
-        TINY_SPATIAL, Preprocessing(), replace(RECIPE_TRAIN, uncovered_colour_weight=2.0), features=features
+        TINY_SPATIAL,
+        Preprocessing(),
+        replace(RECIPE_TRAIN, uncovered_colour_weight=2.0, uncovered_margin=4),
+        features=features,
     )
     first = trainer.reconstruction_step(batch)
     for _ in range(14):
@@ -620,6 +636,8 @@ def test_cpu_recipe_settings_are_validated() -> None:
         TrainSettings(recipe="cpu", reconstruction_steps=10, inversion_steps=0, colour_jitter=1.0)
     with pytest.raises(SettingsError, match="silhouette_weight must be >= 0"):
         TrainSettings(recipe="cpu", reconstruction_steps=10, inversion_steps=0, silhouette_weight=-1.0)
+    with pytest.raises(SettingsError, match=r"uncovered_margin must be in \[0, 16\] pixels, got 17"):
+        TrainSettings(recipe="cpu", reconstruction_steps=10, inversion_steps=0, uncovered_margin=17)
 
 
 def test_train_command_runs_the_cpu_recipe(sim_dataset: Path, tmp_path: Path) -> None:

@@ -147,9 +147,11 @@ def moved_region(pairs: PairTensors, targets: Tensor, references: Tensor) -> Ten
     return _grown(_differ(pairs, targets, references))
 
 
-def _grown(masks: Tensor) -> Tensor:
-    """(N, 1, H, W) float: the masks grown by `MOVED_DILATION` pixels."""
-    return functional.max_pool2d(masks.float(), 2 * MOVED_DILATION + 1, stride=1, padding=MOVED_DILATION)
+def _grown(masks: Tensor, pixels: int = MOVED_DILATION) -> Tensor:
+    """(N, 1, H, W) float: the masks grown by `pixels`."""
+    if pixels == 0:
+        return masks.float()
+    return functional.max_pool2d(masks.float(), 2 * pixels + 1, stride=1, padding=pixels)
 
 
 def moved_area(pairs: PairTensors, targets: Tensor, references: Tensor) -> Tensor:
@@ -184,10 +186,13 @@ def colour_retention(painted: Tensor, painted_masks: Tensor, photos: Tensor, pho
     return loss / parts.clamp_min(1.0)
 
 
-def uncovered_colour(painted: Tensor, painted_masks: Tensor, photos: Tensor, photo_masks: Tensor) -> Tensor:
+def uncovered_colour(
+    painted: Tensor, painted_masks: Tensor, photos: Tensor, photo_masks: Tensor, margin: int = 0
+) -> Tensor:
     """L1 between the photo's mean person colour and the painted mean where the target's person
     stands but the photo shows room; and L1 to the photo's own pixels in a band just outside the
-    target's person where the photo shows room too.
+    target's person where the photo shows room too. Both keep `margin` pixels off the target's
+    silhouette edge, where a heatmap cannot say which side the painter is on.
 
     A painting that keeps the photo's layout shows room where the stranger stands, so unlike
     `colour_retention` no copy of the photo satisfies the first term; it asks for the outfit
@@ -195,12 +200,13 @@ def uncovered_colour(painted: Tensor, painted_masks: Tensor, photos: Tensor, pho
     silhouette to spread the outfit over every pixel that might be person; the band (the room
     there is the photo's, known pixel for pixel) charges that at the same scale. Rows with fewer
     than `UNCOVERED_MIN_PIXELS` in a region do not count there: a few pixels say little."""
-    uncovered = painted_masks & ~photo_masks
-    painted_mean, uncovered_area = _masked_mean(painted, uncovered)
+    inside = ~(_grown(~painted_masks, margin) > 0)
+    edge = _grown(painted_masks, margin) > 0
+    painted_mean, uncovered_area = _masked_mean(painted, inside & ~photo_masks)
     photo_mean, photo_area = _masked_mean(photos, photo_masks)
     person = (painted_mean - photo_mean).abs().mean(1)
     person_valid = ((uncovered_area >= UNCOVERED_MIN_PIXELS) & (photo_area > 0)).float()
-    band = (_grown(painted_masks) > 0) & ~painted_masks & ~photo_masks
+    band = (_grown(edge, MOVED_DILATION) > 0) & ~edge & ~photo_masks
     room, band_area = _masked_mean((painted - photos).abs(), band)
     room_valid = (band_area >= UNCOVERED_MIN_PIXELS).float()
     total = (person * person_valid).sum() + (room.mean(1) * room_valid).sum()
@@ -368,7 +374,7 @@ class CpuRecipeTrainer(CheckpointedTrainer):
             total = total + tc.retention_weight * retention
             losses["retention"] = retention
             if tc.uncovered_colour_weight > 0.0:
-                uncovered = uncovered_colour(*rows, *photos)
+                uncovered = uncovered_colour(*rows, *photos, margin=tc.uncovered_margin)
                 total = total + tc.uncovered_colour_weight * uncovered
                 losses["uncovered_colour"] = uncovered
         return losses | {"total": total}

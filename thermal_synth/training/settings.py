@@ -32,6 +32,8 @@ RESUMABLE_CHANGES = frozenset(
 """What a resumed run may change: how long and where it runs, not what it computes. The teacher's
 path may move with the run to another machine; the checkpoint refuses a teacher with other weights."""
 RECIPES = ("gan", "cpu")
+MAX_UNCOVERED_MARGIN = 16
+"""Two heatmap cells of a 96x128 image: a wider margin leaves a child's arm no pixels at all."""
 DISTILLATION_SETTINGS = ("distil_weight", "encoder_distil_weight", "distil_bank_share")
 
 
@@ -74,6 +76,7 @@ class TrainSettings:
     swap_fraction: float = TrainConfig.swap_fraction
     retention_weight: float = TrainConfig.retention_weight
     uncovered_colour_weight: float = TrainConfig.uncovered_colour_weight
+    uncovered_margin: int = TrainConfig.uncovered_margin
     silhouette_weight: float = TrainConfig.silhouette_weight
     colour_jitter: float = TrainConfig.colour_jitter
     critic_warmup_steps: int = TrainConfig.critic_warmup_steps
@@ -173,6 +176,10 @@ class TrainSettings:
         for name in ("retention_weight", "uncovered_colour_weight", "silhouette_weight"):
             if getattr(self, name) < 0.0:
                 raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.uncovered_margin <= MAX_UNCOVERED_MARGIN:
+            raise SettingsError(
+                f"uncovered_margin must be in [0, {MAX_UNCOVERED_MARGIN}] pixels, got {self.uncovered_margin}"
+            )
         if not 0.0 <= self.colour_jitter < 1.0:
             raise SettingsError(f"colour_jitter must be in [0, 1), got {self.colour_jitter}")
 

@@ -89,6 +89,11 @@ class TrainConfig:
     row where the stranger's person stands on the photo's room, and to the photo's room in a band
     around the stranger's person (needs person masks). Unlike `retention_weight` a painting that
     keeps the photo's layout cannot satisfy it."""
+    uncovered_margin: int = 0
+    """CPU recipe: pixels of the stranger's silhouette edge `uncovered_colour` leaves alone on
+    both sides. A heatmap cell spans 8 pixels of the image: within a few pixels of the edge the
+    painter cannot know whether it paints person or room, and charging it there teaches it to
+    lean on the photo instead of the pose."""
     colour_jitter: float = 0.0
     """CPU recipe: each row's target and reference frames get one random gain per colour channel
     in [1 - jitter, 1 + jitter]: outfits and rooms the simulated rig's few dozen never showed, so
