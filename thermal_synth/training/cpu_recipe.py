@@ -58,9 +58,6 @@ for a 96x128 image): fine enough to tell a stranger's shoulders from the photo's
 MULTISCALE_FACTORS = (2, 4)
 HEATMAP_CHANGE = 0.1
 """Without person masks: a change of the normalised heatmap ([-1, 1]) above this counts as moved."""
-PHOTO_COLOURS = 256
-"""Colours of the photo's person `uncovered_colour` compares each painted pixel with: every
-few pixels of a shirt, face and hair, enough for each of their colours."""
 UNCOVERED_MIN_PIXELS = 64
 """`uncovered_colour` counts a swapped row's term only where its region (the target's person on
 the photo's room, or the band around the target's person) has this many pixels (64 of 96x128: an
@@ -192,47 +189,28 @@ def colour_retention(painted: Tensor, painted_masks: Tensor, photos: Tensor, pho
 def uncovered_colour(
     painted: Tensor, painted_masks: Tensor, photos: Tensor, photo_masks: Tensor, margin: int = 0
 ) -> Tensor:
-    """L1 from each pixel painted where the target's person stands but the photo shows room to
-    the nearest colour of the photo's person; and L1 to the photo's own pixels in a band just
-    outside the target's person where the photo shows room too. Both keep `margin` pixels off
-    the target's silhouette edge, where a heatmap cannot say which side the painter is on.
+    """L1 between the photo's mean person colour and the painted mean where the target's person
+    stands but the photo shows room; and L1 to the photo's own pixels in a band just outside the
+    target's person where the photo shows room too. Both keep `margin` pixels off the target's
+    silhouette edge, where a heatmap cannot say which side the painter is on.
 
     A painting that keeps the photo's layout shows room where the stranger stands, so unlike
     `colour_retention` no copy of the photo satisfies the first term; it asks for the outfit
-    exactly where the painter must invent it. The nearest colour rather than the photo's mean
-    one: a torso painted in the shirt's colour is right, and the mean of shirt, face and hair
-    would pull it towards skin. Alone the first term also pays a painter unsure of the
+    exactly where the painter must invent it. Alone it also pays a painter unsure of the
     silhouette to spread the outfit over every pixel that might be person; the band (the room
     there is the photo's, known pixel for pixel) charges that at the same scale. Rows with fewer
     than `UNCOVERED_MIN_PIXELS` in a region do not count there: a few pixels say little."""
     inside = ~(_grown(~painted_masks, margin) > 0)
     edge = _grown(painted_masks, margin) > 0
-    person, person_valid = _nearest_colour_distance(painted, inside & ~photo_masks, photos, photo_masks)
+    painted_mean, uncovered_area = _masked_mean(painted, inside & ~photo_masks)
+    photo_mean, photo_area = _masked_mean(photos, photo_masks)
+    person = (painted_mean - photo_mean).abs().mean(1)
+    person_valid = ((uncovered_area >= UNCOVERED_MIN_PIXELS) & (photo_area > 0)).float()
     band = (_grown(edge, MOVED_DILATION) > 0) & ~edge & ~photo_masks
     room, band_area = _masked_mean((painted - photos).abs(), band)
     room_valid = (band_area >= UNCOVERED_MIN_PIXELS).float()
     total = (person * person_valid).sum() + (room.mean(1) * room_valid).sum()
     return total / (person_valid.sum() + room_valid.sum()).clamp_min(1.0)
-
-
-def _nearest_colour_distance(
-    painted: Tensor, regions: Tensor, photos: Tensor, photo_masks: Tensor
-) -> tuple[Tensor, Tensor]:
-    """(N,) mean over each region of the L1 (per channel) from a painted pixel to the nearest of
-    `PHOTO_COLOURS` colours spread evenly over the photo's person, and (N,) 1 where it counts."""
-    distances, valid = [], []
-    for image, region, photo, photo_mask in zip(painted, regions, photos, photo_masks, strict=True):
-        pixels = image[:, region[0]].T
-        person = photo[:, photo_mask[0]].T
-        if pixels.shape[0] < UNCOVERED_MIN_PIXELS or person.shape[0] == 0:
-            distances.append(image.new_zeros((), dtype=torch.float32))
-            valid.append(0.0)
-            continue
-        person = person[torch.linspace(0, person.shape[0] - 1, PHOTO_COLOURS, device=person.device).long()]
-        nearest = (pixels.float()[:, None, :] - person.float()[None, :, :]).abs().mean(2).amin(1)
-        distances.append(nearest.mean())
-        valid.append(1.0)
-    return torch.stack(distances), painted.new_tensor(valid)
 
 
 def _masked_mean(images: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:

@@ -85,10 +85,10 @@ class TrainConfig:
     """CPU recipe: L1 between the mean colours of person and room painted in a swapped row and
     those of the photo its code came from (needs person masks; 0 without)."""
     uncovered_colour_weight: float = 0.0
-    """CPU recipe: L1 from the colour painted in a swapped row where the stranger's person stands
-    on the photo's room to the nearest colour of the photo's person, and to the photo's room in a
-    band around the stranger's person (needs person masks). Unlike `retention_weight` a painting
-    that keeps the photo's layout cannot satisfy it."""
+    """CPU recipe: L1 between the photo's mean person colour and the colour painted in a swapped
+    row where the stranger's person stands on the photo's room, and to the photo's room in a band
+    around the stranger's person (needs person masks). Unlike `retention_weight` a painting that
+    keeps the photo's layout cannot satisfy it."""
     uncovered_margin: int = 0
     """CPU recipe: pixels of the stranger's silhouette edge `uncovered_colour` leaves alone on
     both sides. A heatmap cell spans 8 pixels of the image: within a few pixels of the edge the
