@@ -148,9 +148,7 @@ def moved_region(pairs: PairTensors, targets: Tensor, references: Tensor) -> Ten
 
 
 def _grown(masks: Tensor, pixels: int = MOVED_DILATION) -> Tensor:
-    """(N, 1, H, W) float: the masks grown by `pixels`."""
-    if pixels == 0:
-        return masks.float()
+    """(N, 1, H, W) float: the masks grown by `pixels` (0: unchanged)."""
     return functional.max_pool2d(masks.float(), 2 * pixels + 1, stride=1, padding=pixels)
 
 
@@ -200,13 +198,13 @@ def uncovered_colour(
     silhouette to spread the outfit over every pixel that might be person; the band (the room
     there is the photo's, known pixel for pixel) charges that at the same scale. Rows with fewer
     than `UNCOVERED_MIN_PIXELS` in a region do not count there: a few pixels say little."""
-    inside = ~(_grown(~painted_masks, margin) > 0)
-    edge = _grown(painted_masks, margin) > 0
-    painted_mean, uncovered_area = _masked_mean(painted, inside & ~photo_masks)
+    core = ~(_grown(~painted_masks, margin) > 0)
+    reach = _grown(painted_masks, margin) > 0
+    painted_mean, uncovered_area = _masked_mean(painted, core & ~photo_masks)
     photo_mean, photo_area = _masked_mean(photos, photo_masks)
     person = (painted_mean - photo_mean).abs().mean(1)
     person_valid = ((uncovered_area >= UNCOVERED_MIN_PIXELS) & (photo_area > 0)).float()
-    band = (_grown(edge, MOVED_DILATION) > 0) & ~edge & ~photo_masks
+    band = (_grown(reach) > 0) & ~reach & ~photo_masks
     room, band_area = _masked_mean((painted - photos).abs(), band)
     room_valid = (band_area >= UNCOVERED_MIN_PIXELS).float()
     total = (person * person_valid).sum() + (room.mean(1) * room_valid).sum()

@@ -92,8 +92,8 @@ class TrainConfig:
     uncovered_margin: int = 0
     """CPU recipe: pixels of the stranger's silhouette edge `uncovered_colour` leaves alone on
     both sides. A heatmap cell spans 8 pixels of the image: within a few pixels of the edge the
-    painter cannot know whether it paints person or room, and charging it there teaches it to
-    lean on the photo instead of the pose."""
+    painter cannot know whether it paints person or room. Measured at 4 (docs/training.md), it
+    did not give back the pose following the loss costs."""
     colour_jitter: float = 0.0
     """CPU recipe: each row's target and reference frames get one random gain per colour channel
     in [1 - jitter, 1 + jitter]: outfits and rooms the simulated rig's few dozen never showed, so
