@@ -141,6 +141,7 @@ PLANS = {
     "base": Plan(single=100, warmup=10, batch_repeats=4, backend_iterations=60),
     "fast": Plan(single=150, warmup=10, batch_repeats=5, backend_iterations=120),
     "fast_whole_frame": Plan(single=150, warmup=10, batch_repeats=5, backend_iterations=120),
+    "fast_photo_warp": Plan(single=150, warmup=10, batch_repeats=5, backend_iterations=120),
 }
 GPU_PLAN = Plan(single=200, warmup=20, batch_repeats=10, batch_warmup=3)
 QUICK_PLAN = Plan(single=3, warmup=1, batch_repeats=1, backend_iterations=3)

@@ -31,6 +31,7 @@ from bench.__main__ import (
     table,
 )
 from thermal_synth.engine.inference import select_precision
+from thermal_synth.model.config import NAMED_CONFIGS
 from thermal_synth.model.files import DEFAULT_MODEL, MODEL_JSON
 from thermal_synth.recording.bags import STORAGES
 from thermal_synth.training.settings import load_settings
@@ -199,6 +200,11 @@ def test_synth_benchmark_reports_speed_size_and_backends_for_a_config(quick_synt
             assert variant["fps_median"] > 0, name
             assert variant["setup_s"] >= 0, name
             assert variant["max_abs_diff_vs_eager"] < (0.05 if name == "eager_bf16" else 1e-3), name
+
+
+def test_every_named_config_has_a_timing_plan():
+    """`python -m bench synth` times every named config by default; one without a plan would fail."""
+    assert set(bench_synth.PLANS) == set(NAMED_CONFIGS)
 
 
 def test_synth_benchmark_refuses_unknown_backends():

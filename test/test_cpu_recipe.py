@@ -52,6 +52,7 @@ from thermal_synth.training.trainer import TrainConfig
 
 TINY_SPATIAL = replace(TINY_CONFIG, code_channels=2, z_dim=2 * 48 * 64)
 TINY_ROOM = replace(TINY_SPATIAL, room_from_photo=True, z_dim=2 * 48 * 64 + 3 * 96 * 128)
+TINY_WARP = replace(TINY_ROOM, photo_warp=True)
 RECIPE_TRAIN = TrainConfig(batch_size=4, lr_generator=1e-3, beta1=0.5, seed=3, ema_gan=0.9)
 
 
@@ -549,6 +550,15 @@ def test_spatial_configs_are_checked_and_resize_with_their_grid() -> None:
     )
     written_before_rooms = {k: v for k, v in whole.to_json().items() if k != "room_from_photo"}
     assert ModelConfig.from_json(written_before_rooms) == whole
+    warped = named_config("fast_photo_warp")
+    assert warped.photo_warp
+    assert without_room(warped) == whole
+    written_before_warps = {k: v for k, v in fast.to_json().items() if k != "photo_warp"}
+    assert ModelConfig.from_json(written_before_warps) == fast
+    with pytest.raises(ModelConfigError, match="photo_warp needs room_from_photo"):
+        replace(whole, photo_warp=True)
+    with pytest.raises(ModelConfigError, match="photo_warp must be true or false"):
+        replace(fast, photo_warp="yes")
 
 
 def test_a_room_model_lays_its_painting_over_the_photo_its_code_holds() -> None:
@@ -580,23 +590,58 @@ def test_a_room_model_lays_its_painting_over_the_photo_its_code_holds() -> None:
         assert torch.allclose(generator(code, heatmaps), painting, atol=1e-6)
 
 
+def test_a_photo_warp_model_shows_the_photo_moved_by_the_appearance_flow() -> None:
+    """The second logit picks the photo moved by the same flow that moves the appearance map; with
+    the flow at zero that is the photo as it is, with a flow of 8 pixels it is the photo 8 pixels
+    on, and with the logit off it is the painting of the same networks without the moved photo."""
+    torch.manual_seed(0)
+    warping = SpadeSRModel(TINY_WARP, with_discriminator=False).eval()
+    generator = warping.generator
+    photo = torch.rand(2, 3, 96, 128) * 2 - 1
+    heatmaps = torch.rand(2, 1, 12, 16) * 2 - 1
+    with torch.no_grad():
+        code = warping.encoder(photo)
+        cover, stand_in = generator.composite[-1].bias
+        # Untrained, the painting covers the photo almost everywhere and stands in for the moved one.
+        assert torch.sigmoid(cover) > 0.9
+        assert torch.sigmoid(stand_in) < 0.1
+        generator.composite[-1].weight.zero_()
+        generator.composite[-1].bias.copy_(torch.tensor([40.0, 40.0]))
+        assert torch.allclose(generator(code, heatmaps), photo, atol=1e-3)  # grid_sample rounding
+        flow_head = generator.warps[0].flow[-1]
+        flow_head.bias.copy_(torch.tensor([8 * 2 / 127, 0.0]))  # 8 pixels right, in grid units
+        moved = generator(code, heatmaps)
+        assert torch.allclose(moved[..., :-8], photo[..., 8:], atol=1e-3)
+        assert (moved - photo).abs().mean() > 0.1
+        generator.composite[-1].bias.copy_(torch.tensor([40.0, -40.0]))
+        painting = generator(code, heatmaps)
+        room = SpadeSRModel(TINY_ROOM, with_discriminator=False).eval()
+        room.load_state_dict(
+            {k: v for k, v in warping.state_dict().items() if not k.startswith("generator.composite.")},
+            strict=False,
+        )
+        room.generator.composite[-1].bias.fill_(40.0)
+        assert torch.allclose(painting, room.generator(code, heatmaps), atol=1e-6)
+
+
+@pytest.mark.parametrize("room_config", [TINY_ROOM, TINY_WARP], ids=["room", "photo_warp"])
 def test_a_whole_frame_model_starts_a_run_that_takes_the_room_from_the_photo(
-    sim_dataset: Path, tmp_path: Path, features
+    room_config: ModelConfig, sim_dataset: Path, tmp_path: Path, features
 ) -> None:
     plan = _two_reconstruction_steps(checkpoint_every=100)
     train_model(sim_dataset, tmp_path / "whole", plan, progress=False)
-    with_room = replace(plan, model=TINY_ROOM)
+    with_room = replace(plan, model=room_config)
     tuned = train_model(
         sim_dataset, tmp_path / "room", with_room, init_from=tmp_path / "whole", progress=False
     )
-    assert tuned.bundle.config == TINY_ROOM
+    assert tuned.bundle.config == room_config
     assert tuned.bundle.training.details["initialised_from"]["model"] == str(tmp_path / "whole")
     assert len(tuned.bundle.bank)
     assert tuned.bundle.bank.z_dim == TINY_ROOM.z_dim
     with pytest.raises(CheckpointError, match="its model config differs"):
         train_model(sim_dataset, tmp_path / "back", plan, init_from=tmp_path / "room", progress=False)
 
-    trainer = CpuRecipeTrainer(TINY_ROOM, Preprocessing(), RECIPE_TRAIN, features=features)
+    trainer = CpuRecipeTrainer(room_config, Preprocessing(), RECIPE_TRAIN, features=features)
     source = load_trained_model(tmp_path / "whole").networks
     trainer.adopt_painter(source)
     adopted = trainer.networks.generator.state_dict()

@@ -50,6 +50,12 @@ class ModelConfig:
     (z_dim grows by 3 x its pixels), and the generator lays its painting over that photo through a
     mask it predicts, so the room keeps the photo's sharpness and the painter paints only what
     moved. A camera on a desk sees the same room all call; a painted room is a blurred one."""
+    photo_warp: bool = False
+    """With `room_from_photo` only. True: the photo itself, moved to the live pose by the flow that
+    moves the appearance map, is a third thing the compositing head may show beside the photo as
+    it is and the painting: where the person only leaned, the photo's own pixels at their new place
+    are sharper than anything painted from a 48x64 map. Measured, it lifts every product-path
+    number a little (docs/training.md); no shipped model has it yet."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heatmap_size", _int_tuple("heatmap_size", self.heatmap_size))
@@ -75,6 +81,10 @@ class ModelConfig:
             raise ModelConfigError(f"room_from_photo must be true or false, got {self.room_from_photo!r}")
         if self.room_from_photo and not self.spatial_code:
             raise ModelConfigError("room_from_photo needs a spatial code (code_channels > 0)")
+        if not isinstance(self.photo_warp, bool):
+            raise ModelConfigError(f"photo_warp must be true or false, got {self.photo_warp!r}")
+        if self.photo_warp and not self.room_from_photo:
+            raise ModelConfigError("photo_warp needs room_from_photo (the code must hold the photo)")
         if self.spatial_code:
             if self.z_dim != self.spatial_z_dim(self.code_channels):
                 rows, cols = self.image_size
@@ -147,8 +157,8 @@ class ModelConfig:
         if not isinstance(data, Mapping):
             raise ModelConfigError(f"model config must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
-        # Model files written before spatial codes (or rooms from the photo) existed lack them.
-        data = {"code_channels": 0, "room_from_photo": False, **data}
+        # Model files written before spatial codes (or rooms or warps of the photo) existed lack them.
+        data = {"code_channels": 0, "room_from_photo": False, "photo_warp": False, **data}
         unknown = set(data) - known
         if unknown:
             raise ModelConfigError(f"unknown model config fields {sorted(unknown)}; known: {sorted(known)}")
@@ -169,10 +179,11 @@ class ModelConfig:
 
 
 def without_room(config: ModelConfig) -> ModelConfig:
-    """The same networks with the appearance painted whole, as models were before `room_from_photo`."""
+    """The same networks with the appearance painted whole, as models were before `room_from_photo`
+    (and so without `photo_warp`, which needs the photo)."""
     if not config.room_from_photo:
         return config
-    return replace(config, room_from_photo=False, z_dim=config.z_dim - config.room_size)
+    return replace(config, room_from_photo=False, photo_warp=False, z_dim=config.z_dim - config.room_size)
 
 
 def _spatial_z_dim(image_size: tuple[int, int], code_channels: int, room_from_photo: bool) -> int:
@@ -213,6 +224,8 @@ NAMED_CONFIGS: dict[str, ModelConfig] = {
     ),
 }
 """`paper` keeps the reference widths; `base` and `fast` are sized by bench/bench_synth.py."""
+NAMED_CONFIGS["fast_photo_warp"] = replace(NAMED_CONFIGS["fast"], photo_warp=True)
+"""`fast` with the photo moved to the live pose beside the painting (docs/training.md measures it)."""
 NAMED_CONFIGS["fast_whole_frame"] = without_room(NAMED_CONFIGS["fast"])
 """`fast` painting the whole frame, room included: the default model's first stages
 (docs/training.md), which a `fast` run then teaches to take the room from the photo."""

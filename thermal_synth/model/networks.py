@@ -166,15 +166,21 @@ class Generator(nn.Module):
         self.to_rgb = _conv3(widths[-1], 3)
         if config.room_from_photo:
             # Where the painting covers the photo: it sees the last features (the live pose and the
-            # warped appearance) beside the photo's pixels (where its person stood).
+            # warped appearance) beside the photo's pixels (where its person stood) and, with
+            # `photo_warp`, the photo moved to the live pose; then a second logit says where that
+            # moved photo stands in for the painting.
+            sources = 2 if config.photo_warp else 1
             self.composite = nn.Sequential(
-                _conv3(widths[-1] + 3, self.COMPOSITE_CHANNELS),
+                _conv3(widths[-1] + 3 * sources, self.COMPOSITE_CHANNELS),
                 nn.LeakyReLU(SLOPE),
-                _conv3(self.COMPOSITE_CHANNELS, 1),
+                _conv3(self.COMPOSITE_CHANNELS, sources),
             )
-            # At first the painting covers 95 % of the photo everywhere: a painter trained without
-            # the photo (--init-from such a model) starts out painting as it did.
-            nn.init.constant_(self.composite[-1].bias, self.COMPOSITE_START_LOGIT)
+            # At first the painting covers 95 % of the photo everywhere, and the moved photo stands
+            # in for 5 % of it: a painter trained without the photo (--init-from such a model)
+            # starts out painting as it did.
+            starts = (self.COMPOSITE_START_LOGIT, -self.COMPOSITE_START_LOGIT)[:sources]
+            with torch.no_grad():
+                self.composite[-1].bias.copy_(torch.tensor(starts))
 
     def project(self, z: Tensor) -> Tensor:
         """Everything that depends on the appearance alone, computed once per code by the engine.
@@ -229,15 +235,24 @@ class Generator(nn.Module):
             x = block(x, features[index], features[index + 1])
             if index < len(self.warps):
                 x, flow = self.warps[index](x, pyramid[index + 1], flow)
-        return self._to_image(x, features, photo)
+        return self._to_image(x, features, photo, flow)
 
-    def _to_image(self, x: Tensor, features: list[Tensor], photo: Tensor | None = None) -> Tensor:
+    def _to_image(
+        self, x: Tensor, features: list[Tensor], photo: Tensor | None = None, flow: Tensor | None = None
+    ) -> Tensor:
         x = functional.leaky_relu(self.out_norm(x, features[-1]), SLOPE)
         painted = torch.tanh(self.to_rgb(x))
         if photo is None:
             return painted
-        cover = torch.sigmoid(self.composite(torch.cat([x, photo], 1)))
-        # Not torch.lerp: under bf16 autocast the cover and the photo differ in dtype.
+        if not self.config.photo_warp:
+            cover = torch.sigmoid(self.composite(torch.cat([x, photo], 1)))
+            # Not torch.lerp: under bf16 autocast the cover and the photo differ in dtype.
+            return photo + cover * (painted - photo)
+        # The flow is in grid units, so it moves the full-resolution photo as it moved the map.
+        flow = functional.interpolate(flow, size=photo.shape[-2:], mode="bilinear", align_corners=False)
+        moved = warp(photo, flow)
+        cover, stand_in = torch.sigmoid(self.composite(torch.cat([x, photo, moved], 1))).chunk(2, dim=1)
+        painted = painted + stand_in * (moved - painted)
         return photo + cover * (painted - photo)
 
     def forward(self, z: Tensor, heatmap: Tensor) -> Tensor:
