@@ -616,10 +616,12 @@ def test_a_photo_warp_model_shows_the_photo_moved_by_the_appearance_flow() -> No
         generator.composite[-1].bias.copy_(torch.tensor([40.0, -40.0]))
         painting = generator(code, heatmaps)
         room = SpadeSRModel(TINY_ROOM, with_discriminator=False).eval()
-        room.load_state_dict(
+        missing, unexpected = room.load_state_dict(
             {k: v for k, v in warping.state_dict().items() if not k.startswith("generator.composite.")},
             strict=False,
         )
+        assert not unexpected
+        assert all(key.startswith("generator.composite.") for key in missing)
         room.generator.composite[-1].bias.fill_(40.0)
         assert torch.allclose(painting, room.generator(code, heatmaps), atol=1e-6)
 
@@ -637,7 +639,7 @@ def test_a_whole_frame_model_starts_a_run_that_takes_the_room_from_the_photo(
     assert tuned.bundle.config == room_config
     assert tuned.bundle.training.details["initialised_from"]["model"] == str(tmp_path / "whole")
     assert len(tuned.bundle.bank)
-    assert tuned.bundle.bank.z_dim == TINY_ROOM.z_dim
+    assert tuned.bundle.bank.z_dim == room_config.z_dim
     with pytest.raises(CheckpointError, match="its model config differs"):
         train_model(sim_dataset, tmp_path / "back", plan, init_from=tmp_path / "room", progress=False)
 
