@@ -144,6 +144,8 @@ PLANS = {
     "fast": FAST_PLAN,
     "fast_whole_frame": FAST_PLAN,
     "fast_photo_warp": FAST_PLAN,
+    "fast_wide_thermal": FAST_PLAN,
+    "fast_wide_thermal_whole_frame": FAST_PLAN,
 }
 GPU_PLAN = Plan(single=200, warmup=20, batch_repeats=10, batch_warmup=3)
 QUICK_PLAN = Plan(single=3, warmup=1, batch_repeats=1, backend_iterations=3)

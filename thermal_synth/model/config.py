@@ -229,6 +229,11 @@ NAMED_CONFIGS["fast_photo_warp"] = replace(NAMED_CONFIGS["fast"], photo_warp=Tru
 NAMED_CONFIGS["fast_whole_frame"] = without_room(NAMED_CONFIGS["fast"])
 """`fast` painting the whole frame, room included: the default model's first stages
 (docs/training.md), which a `fast` run then teaches to take the room from the photo."""
+NAMED_CONFIGS["fast_wide_thermal"] = replace(NAMED_CONFIGS["fast_photo_warp"], thermal_channels=32)
+"""`fast_photo_warp` reading the heatmap with twice the thermal features: the candidate that met
+pose gain and retention together at FID 65.7 (docs/training.md); not the default yet."""
+NAMED_CONFIGS["fast_wide_thermal_whole_frame"] = without_room(NAMED_CONFIGS["fast_wide_thermal"])
+"""The first stages of a `fast_wide_thermal` run."""
 
 
 def named_config(name: str, heatmap_size: tuple[int, int] | None = None) -> ModelConfig:
