@@ -115,12 +115,15 @@ class AppearanceWarp(nn.Module):
     def forward(self, x: Tensor, appearance: Tensor, flow: Tensor | None) -> tuple[Tensor, Tensor]:
         """x and appearance at one scale; `flow` (N, 2, h, w) in grid units from the coarser warp,
         or None for the first warp, which predicts it."""
-        if flow is None:
-            flow = self.flow(torch.cat([x, appearance], 1))
-        else:
-            flow = functional.interpolate(flow, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        flow = self.flow(torch.cat([x, appearance], 1)) if flow is None else flow_at(flow, x.shape[-2:])
         warped = warp(appearance, flow)
         return x + self.mix(functional.leaky_relu(torch.cat([x, warped], 1), SLOPE)), flow
+
+
+def flow_at(flow: Tensor, size: tuple[int, int]) -> Tensor:
+    """The same flow on another grid: it is in grid units, so it moves a finer map or the photo
+    itself exactly as it moved the map it was predicted on, and resizing is all it takes."""
+    return functional.interpolate(flow, size=size, mode="bilinear", align_corners=False)
 
 
 def warp(image: Tensor, flow: Tensor) -> Tensor:
@@ -248,9 +251,7 @@ class Generator(nn.Module):
             cover = torch.sigmoid(self.composite(torch.cat([x, photo], 1)))
             # Not torch.lerp: under bf16 autocast the cover and the photo differ in dtype.
             return photo + cover * (painted - photo)
-        # The flow is in grid units, so it moves the full-resolution photo as it moved the map.
-        flow = functional.interpolate(flow, size=photo.shape[-2:], mode="bilinear", align_corners=False)
-        moved = warp(photo, flow)
+        moved = warp(photo, flow_at(flow, photo.shape[-2:]))
         cover, stand_in = torch.sigmoid(self.composite(torch.cat([x, photo, moved], 1))).chunk(2, dim=1)
         painted = painted + stand_in * (moved - painted)
         return photo + cover * (painted - photo)
