@@ -300,8 +300,9 @@ HOSTILE_PER_TOPIC = 96
 ROUNDS = 16
 """Rounds of valid input during the attack: one valid frame per topic, then the hostile ones."""
 PACE_S = 0.003
-"""Between two published messages: fast enough to be a flood, slow enough that the recorder's
-reliable subscription (depth 10) loses none of the valid frames."""
+"""Between two published messages: a flood. The recorder's reliable subscription (depth 10) loses
+none of the valid frames because each round sends it at most 7 per topic and the next round waits
+until it has taken them all: a loaded CI machine may slow its executor, never make it drop."""
 ROUND_NS = 100 * MS
 
 
@@ -337,6 +338,7 @@ class Fuzzer(Node):
             s.topic: self.create_publisher(Image, s.topic, STREAM_PUBLISHER_QOS) for s in STREAMS
         }
         self.sent: Counter[str] = Counter()
+        self.valid_sent: Counter[str] = Counter()
 
     def wait_for_subscribers(self) -> None:
         for topic, publisher in self.publishers_by_topic.items():
@@ -354,6 +356,7 @@ class Fuzzer(Node):
         for stream in streams:
             frame = stream.frame(values.get(stream, index % 256))
             self.publish(stream.topic, array_to_image(frame, stream.encoding), stamp_ns)
+            self.valid_sent[stream.topic] += 1
 
 
 @pytest.fixture
@@ -432,6 +435,13 @@ def test_a_flood_of_hostile_images_reaches_no_bag_and_stops_no_node(graph):
         index += 1
         return stamp
 
+    def recorder_backlog() -> int:
+        """Frames sent to the recorder that it has not taken yet (valid masks are counted by neither)."""
+        pairing = recorder.recording.stats.pairing
+        taken = recorder.rejected.total + pairing.thermal_frames + pairing.rgb_frames
+        sent = sum(fuzzer.sent[s.topic] for s in (THERMAL_RAW, CAMERA, MASK))
+        return sent + fuzzer.valid_sent[THERMAL_RAW.topic] + fuzzer.valid_sent[CAMERA.topic] - taken
+
     def until(done, what: str, streams: tuple[Stream, ...] = STREAMS) -> None:
         deadline = time.monotonic() + 20.0
         while not done():
@@ -442,6 +452,7 @@ def test_a_flood_of_hostile_images_reaches_no_bag_and_stops_no_node(graph):
     # Valid input first: every subscriber learns the size its stream sends.
     until(lambda: synth.frames_published and recorder.recording.stats.pairs_written, "the first output")
     published_before, written_before = synth.frames_published, recorder.recording.stats.pairs_written
+    wait_for(lambda: recorder_backlog() == 0, 10.0, "the recorder to take the frames sent before the attack")
 
     batches = {stream: hostile_batch(rng, stream, HOSTILE_PER_TOPIC) for stream in STREAMS}
     per_round = HOSTILE_PER_TOPIC // ROUNDS
@@ -456,6 +467,7 @@ def test_a_flood_of_hostile_images_reaches_no_bag_and_stops_no_node(graph):
                 # Stamped beside the valid frames: accepted, they would pair with them.
                 fuzzer.publish(stream.topic, msg, stamp + (offset + 1) * MS)
                 fuzzer.sent[stream.topic] += 1
+        wait_for(lambda: recorder_backlog() == 0, 10.0, f"the recorder to take attack round {attack_round}")
 
     # Then valid input again: every node must still turn it into output.
     until(
