@@ -6,8 +6,8 @@ Two measurements:
   paints the newest frame of N streams, each with its own appearance, in one forward pass, against
   the same N frames painted one by one, at the precision the node picks by default. From the
   batch latency follows how many participants the device keeps at the Lepton's 8.7 Hz: the
-  largest N whose batch is painted within one input period. The packaged model (`fast`) and
-  random-weight `base`, on the CPU and on a GPU when there is one.
+  largest N whose batch is painted within one input period. The packaged model
+  (`fast_wide_thermal`) and random-weight `base`, on the CPU and on a GPU when there is one.
 * **through ROS**: the `thermal_synth` node runs as its own process with `streams:=[s0, ...]` and
   the packaged model; this process plays N participants, each publishing its
   `thermal/<name>/image` at 8.7 Hz from its own random phase (people do not start their sensors
@@ -42,7 +42,7 @@ from thermal_msgs.units import stamp_ns
 from thermal_synth.bringup.processes import node_process, spin_for, spin_until, use_private_domain
 from thermal_synth.engine.inference import PRECISION_AUTO, SynthesisEngine
 from thermal_synth.engine.streams import paint_heatmap, paint_heatmaps
-from thermal_synth.model.config import NAMED_CONFIGS
+from thermal_synth.model.config import NAMED_CONFIGS, config_name
 from thermal_synth.model.files import load_trained_model
 
 LEPTON_RATE_HZ = 8.7
@@ -57,12 +57,13 @@ STARTUP_TIMEOUT_S = 60.0
 
 
 def engines() -> dict[str, SynthesisEngine]:
-    """The packaged model (`fast`) and a random-weight `base` per device, at the precision the node
-    picks there by default (speed does not depend on weight values)."""
+    """The packaged model and a random-weight `base` per device, at the precision the node picks
+    there by default (speed does not depend on weight values)."""
     found = {}
+    packaged = load_trained_model("")
     for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
         for name, bundle in (
-            ("fast (packaged)", load_trained_model("")),
+            (f"{config_name(packaged.config)} (packaged)", packaged),
             ("base", random_bundle(NAMED_CONFIGS["base"])),
         ):
             engine = SynthesisEngine(bundle, device, precision=PRECISION_AUTO)

@@ -161,17 +161,23 @@ def test_output_jitter_counts_repeated_and_backward_stamps():
     }
 
 
+PACKAGED = bench_synth.evaluated_quality(DEFAULT_MODEL)["config"]
+"""The named config of the packaged default model: its row carries the model's evaluation."""
+
+
 @pytest.fixture(scope="module")
 def quick_synth_report() -> dict:
     backends = ("eager", "eager_bf16", "torchscript_frozen", "torch_compile", "onnxruntime")
-    return bench_synth.run(("fast",), quick=True, batches=(2,), backend_configs=("fast",), backends=backends)
+    return bench_synth.run(
+        (PACKAGED,), quick=True, batches=(2,), backend_configs=(PACKAGED,), backends=backends
+    )
 
 
 def test_synth_benchmark_reports_speed_size_and_backends_for_a_config(quick_synth_report):
     report = quick_synth_report
     assert report["weights"] == bench_synth.WEIGHTS_NOTE
     assert report["image_size"] == [96, 128]
-    fast = report["configs"]["fast"]
+    fast = report["configs"][PACKAGED]
     assert all(count > 0 for count in fast["params"].values())
     assert 0 < fast["gflop"]["projection"] < fast["gflop"]["per_frame"] < fast["gflop"]["full_forward"]
     cpu = fast["per_device"]["cpu"]
@@ -186,10 +192,10 @@ def test_synth_benchmark_reports_speed_size_and_backends_for_a_config(quick_synt
     else:
         assert cpu["single_stream_node_precision"]["fps_median"] > 0
     as_the_node_paints = cpu.get("single_stream_node_precision", cpu["single_stream"])
-    assert cpu["meets_target"] == (as_the_node_paints["fps_median"] >= bench_synth.TARGET_FPS["fast"])
+    assert cpu["meets_target"] == (as_the_node_paints["fps_median"] >= bench_synth.TARGET_FPS[PACKAGED])
     if torch.get_num_threads() > 1:
         assert cpu["single_stream_one_thread"]["fps_median"] > 0
-    variants = report["cpu_backends"]["configs"]["fast"]["variants"]
+    variants = report["cpu_backends"]["configs"][PACKAGED]["variants"]
     assert set(variants) == {"eager", "eager_bf16", "torchscript_frozen", "torch_compile", "onnxruntime"}
     assert variants["eager"]["speedup_vs_eager"] == 1.0
     for name, variant in variants.items():
@@ -199,7 +205,9 @@ def test_synth_benchmark_reports_speed_size_and_backends_for_a_config(quick_synt
         else:
             assert variant["fps_median"] > 0, name
             assert variant["setup_s"] >= 0, name
-            assert variant["max_abs_diff_vs_eager"] < (0.05 if name == "eager_bf16" else 1e-3), name
+            # bf16 keeps 8 bits of mantissa through a dozen random-weight layers: the worst pixel
+            # of the [-1, 1] image moves by up to a few per cent of the range.
+            assert variant["max_abs_diff_vs_eager"] < (0.15 if name == "eager_bf16" else 1e-3), name
 
 
 def test_every_named_config_has_a_timing_plan():
@@ -310,13 +318,13 @@ def test_readme_synth_tables_have_a_row_per_config(quick_synth_report):
     rows = synth_table(report).splitlines()
     assert len(rows) == 2 + 1
     assert all(row.count("|") == 12 for row in rows)
-    fast = report["configs"]["fast"]["quality"]
+    fast = report["configs"][PACKAGED]["quality"]
     assert fast is not None
     assert fast["model"].endswith("models/default")
     assert f"| {fast['fid']:.1f} | {fast['mae']:.4f} |" in rows[2]
     backend_rows = backends_table(report).splitlines()
     assert len(backend_rows) == 2 + 1
-    assert backend_rows[2].startswith("| fast |")
+    assert backend_rows[2].startswith(f"| {PACKAGED} |")
     for rendered in synth_tables(report):
         lines = rendered.splitlines()
         assert len({line.count("|") for line in lines}) == 1, rendered
@@ -324,7 +332,7 @@ def test_readme_synth_tables_have_a_row_per_config(quick_synth_report):
 
 def test_configs_without_a_trained_model_say_so(quick_synth_report):
     report = json.loads(json.dumps(quick_synth_report))
-    report["configs"]["fast"]["quality"] = None
+    report["configs"][PACKAGED]["quality"] = None
     assert f"| {NO_TRAINED_MODEL} | {NO_TRAINED_MODEL} |" in synth_table(report)
 
 
@@ -357,7 +365,7 @@ def evaluated_model(tmp_path: Path) -> Path:
 def test_quality_comes_from_the_model_directorys_evaluation(evaluated_model: Path):
     quality = bench_synth.evaluated_quality(evaluated_model)
     metrics = json.loads((evaluated_model / bench_synth.METRICS_FILE).read_text())
-    assert quality["config"] == "fast"
+    assert quality["config"] == PACKAGED
     assert quality["fid"] == metrics["fid"]
     assert quality["mae"] == metrics["mae"]
     assert (quality["dataset"], quality["split"], quality["n_samples"]) == (
@@ -367,7 +375,7 @@ def test_quality_comes_from_the_model_directorys_evaluation(evaluated_model: Pat
     )
     no_default = evaluated_model.parent / "none"
     assert bench_synth.quality_by_config([], no_default) == {}
-    assert bench_synth.quality_by_config([evaluated_model], no_default) == {"fast": quality}
+    assert bench_synth.quality_by_config([evaluated_model], no_default) == {PACKAGED: quality}
 
 
 @pytest.mark.parametrize(
@@ -416,7 +424,7 @@ def test_running_one_bench_keeps_the_other_sections_of_the_report(quick_synth_re
     bench_main.main(["synth", "--out", str(out)])
     report = json.loads(out.read_text())
     assert report["vospi"] == {"kept": True}
-    assert report["synth"]["configs"]["fast"]["per_device"]["cpu"]["single_stream"]["fps_median"] > 0
+    assert report["synth"]["configs"][PACKAGED]["per_device"]["cpu"]["single_stream"]["fps_median"] > 0
     assert report["machine"]["torch_threads"] >= 1
     with pytest.raises(SystemExit):
         bench_main.main(["nope", "--out", str(out)])

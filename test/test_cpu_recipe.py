@@ -672,7 +672,7 @@ def test_cpu_recipe_settings_are_validated() -> None:
         TrainSettings(model="paper", recipe="cpu", reconstruction_steps=10, inversion_steps=0)
     with pytest.raises(SettingsError, match="takes the room from a photo, which the gan recipe"):
         TrainSettings(model="fast")
-    assert load_settings("sim_cpu_room").model == "fast"
+    assert load_settings("sim_cpu_room").model == "fast_wide_thermal"
     with pytest.raises(SettingsError, match="set inversion_steps to 0"):
         TrainSettings(recipe="cpu", reconstruction_steps=10, inversion_steps=5)
     with pytest.raises(SettingsError, match="recipe must be one of"):

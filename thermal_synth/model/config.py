@@ -227,13 +227,20 @@ NAMED_CONFIGS: dict[str, ModelConfig] = {
 NAMED_CONFIGS["fast_photo_warp"] = replace(NAMED_CONFIGS["fast"], photo_warp=True)
 """`fast` with the photo moved to the live pose beside the painting (docs/training.md measures it)."""
 NAMED_CONFIGS["fast_whole_frame"] = without_room(NAMED_CONFIGS["fast"])
-"""`fast` painting the whole frame, room included: the default model's first stages
-(docs/training.md), which a `fast` run then teaches to take the room from the photo."""
+"""`fast` painting the whole frame, room included: the first stages of the model shipped before
+the default (docs/training.md), which a `fast` run then taught to take the room from the photo."""
 NAMED_CONFIGS["fast_wide_thermal"] = replace(NAMED_CONFIGS["fast_photo_warp"], thermal_channels=32)
-"""`fast_photo_warp` reading the heatmap with twice the thermal features: the candidate that met
-pose gain and retention together at FID 65.7 (docs/training.md); not the default yet."""
+"""`fast_photo_warp` reading the heatmap with twice the thermal features: the packaged default
+model's config, whose recipe (the `sim_cpu` training configs) meets pose gain and retention
+together (docs/training.md)."""
 NAMED_CONFIGS["fast_wide_thermal_whole_frame"] = without_room(NAMED_CONFIGS["fast_wide_thermal"])
-"""The first stages of a `fast_wide_thermal` run."""
+"""The first stages of a `fast_wide_thermal` run (`sim_cpu`, `sim_cpu_swaps`)."""
+
+
+def config_name(config: ModelConfig) -> str | None:
+    """The name under which NAMED_CONFIGS holds this config, if any: model files store the config
+    itself, so a name is found by comparing, and one renamed config still finds its models."""
+    return next((name for name, named in NAMED_CONFIGS.items() if named == config), None)
 
 
 def named_config(name: str, heatmap_size: tuple[int, int] | None = None) -> ModelConfig:
