@@ -177,10 +177,11 @@ def test_synth_benchmark_reports_speed_size_and_backends_for_a_config(quick_synt
     report = quick_synth_report
     assert report["weights"] == bench_synth.WEIGHTS_NOTE
     assert report["image_size"] == [96, 128]
-    fast = report["configs"][PACKAGED]
-    assert all(count > 0 for count in fast["params"].values())
-    assert 0 < fast["gflop"]["projection"] < fast["gflop"]["per_frame"] < fast["gflop"]["full_forward"]
-    cpu = fast["per_device"]["cpu"]
+    packaged = report["configs"][PACKAGED]
+    assert all(count > 0 for count in packaged["params"].values())
+    gflop = packaged["gflop"]
+    assert 0 < gflop["projection"] < gflop["per_frame"] < gflop["full_forward"]
+    cpu = packaged["per_device"]["cpu"]
     assert cpu["single_stream"]["fps_median"] > 0
     assert 0 < cpu["single_stream"]["latency_ms"]["p50"] <= cpu["single_stream"]["latency_ms"]["p99"]
     assert [b["batch"] for b in cpu["batched"]] == [2]
@@ -318,10 +319,10 @@ def test_readme_synth_tables_have_a_row_per_config(quick_synth_report):
     rows = synth_table(report).splitlines()
     assert len(rows) == 2 + 1
     assert all(row.count("|") == 12 for row in rows)
-    fast = report["configs"][PACKAGED]["quality"]
-    assert fast is not None
-    assert fast["model"].endswith("models/default")
-    assert f"| {fast['fid']:.1f} | {fast['mae']:.4f} |" in rows[2]
+    quality = report["configs"][PACKAGED]["quality"]
+    assert quality is not None
+    assert quality["model"].endswith("models/default")
+    assert f"| {quality['fid']:.1f} | {quality['mae']:.4f} |" in rows[2]
     backend_rows = backends_table(report).splitlines()
     assert len(backend_rows) == 2 + 1
     assert backend_rows[2].startswith(f"| {PACKAGED} |")
