@@ -55,7 +55,7 @@ class ModelConfig:
     moves the appearance map, is a third thing the compositing head may show beside the photo as
     it is and the painting: where the person only leaned, the photo's own pixels at their new place
     are sharper than anything painted from a 48x64 map. Measured, it lifts every product-path
-    number a little (docs/training.md); no shipped model has it yet."""
+    number a little (docs/training.md); the packaged default model (`fast_wide_thermal`) has it."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heatmap_size", _int_tuple("heatmap_size", self.heatmap_size))
@@ -231,8 +231,8 @@ NAMED_CONFIGS["fast_whole_frame"] = without_room(NAMED_CONFIGS["fast"])
 the default (docs/training.md), which a `fast` run then taught to take the room from the photo."""
 NAMED_CONFIGS["fast_wide_thermal"] = replace(NAMED_CONFIGS["fast_photo_warp"], thermal_channels=32)
 """`fast_photo_warp` reading the heatmap with twice the thermal features: the packaged default
-model's config, whose recipe (the `sim_cpu` training configs) meets pose gain and retention
-together (docs/training.md)."""
+model's config, whose recipe (the `sim_cpu` training configs) meets every target of the
+default-model issue on held-out people (docs/training.md)."""
 NAMED_CONFIGS["fast_wide_thermal_whole_frame"] = without_room(NAMED_CONFIGS["fast_wide_thermal"])
 """The first stages of a `fast_wide_thermal` run (`sim_cpu`, `sim_cpu_swaps`)."""
 
